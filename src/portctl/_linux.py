@@ -1,0 +1,59 @@
+"""Linux refinements: children die with the supervisor, orphans come back to it,
+and port holders are found from the kernel's socket tables instead of psutil."""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from . import _linux_net
+from ._posix import *  # noqa: F401,F403
+from . import _posix
+from ._posix import __all__  # noqa: F401
+from ._psutil_net import Listener
+
+NAME = "linux"
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl() -> Callable[..., int]:
+    return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start the child in its own session; the kernel SIGKILLs it if the supervisor dies."""
+    prctl, parent = _prctl(), os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the supervisor died before the prctl took effect
+            os._exit(1)
+
+    return _posix.spawn(argv, env, cwd, preexec=die_with_parent)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (double-forked, setsid) re-parent to us, so no tree walk loses them."""
+    _prctl()(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def listeners(port: int) -> list[Listener]:
+    """Every TCP listener on ``port`` from netlink (or /proc), pids from /proc/<pid>/fd."""
+    sockets = _linux_net.listening_sockets(port)
+    if not sockets:
+        return []
+    owners: dict[int, list[int]] = {}
+    for uid in {s.uid for s in sockets}:
+        owners.update(_linux_net.pids_for_inodes({s.inode for s in sockets if s.uid == uid}, uid))
+    unowned = {s.inode for s in sockets} - owners.keys()
+    if unowned:  # a socket handed to a process of another user (socket activation, setuid)
+        owners.update(_linux_net.pids_for_inodes(unowned, None))
+    found: list[Listener] = []
+    for sock in sockets:
+        pids = owners.get(sock.inode) or [None]
+        found.extend((pid, sock.address, sock.family) for pid in pids)
+    return found

@@ -1,0 +1,121 @@
+"""POSIX (macOS, BSD) process and socket primitives; ``_linux`` refines some of them.
+
+The same names exist in ``_windows``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+import psutil
+
+from ._psutil_net import Listener, listeners
+
+__all__ = [
+    "NAME",
+    "STOP_SIGNALS",
+    "WAKE_INTERVAL_S",
+    "Listener",
+    "become_subreaper",
+    "can_bind",
+    "graceful_group",
+    "graceful_one",
+    "is_privileged",
+    "outside_group",
+    "listeners",
+    "reap_adopted",
+    "request_stop",
+    "spawn",
+    "stop_requested",
+]
+
+NAME = "macos" if os.uname().sysname == "Darwin" else "posix"
+STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Signals wake the supervisor loop by themselves here: no periodic wake-up is needed.
+WAKE_INTERVAL_S: Optional[float] = None
+
+def spawn(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    preexec: Optional[Callable[[], None]] = None,
+) -> subprocess.Popen[bytes]:
+    """Start the child as the leader of a new session and process group."""
+    return subprocess.Popen(
+        list(argv), env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec
+    )
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux only); elsewhere they go to init."""
+
+
+def reap_adopted(exclude: int) -> None:
+    """Collect exit statuses of adopted children other than ``exclude`` (our Popen child)."""
+    for child in psutil.Process().children():
+        if child.pid == exclude:
+            continue
+        try:
+            os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+
+
+def graceful_group(leader: int) -> None:
+    """Ask the child's whole process group to stop (SIGTERM); gone already is fine."""
+    try:
+        os.killpg(leader, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def graceful_one(proc: psutil.Process) -> None:
+    """Ask one process to stop; psutil re-checks its identity before sending."""
+    proc.send_signal(signal.SIGTERM)
+
+
+def request_stop(pid: int, run_dir: Path, port: int) -> None:
+    """Ask a supervisor (already verified) to stop gracefully."""
+    os.kill(pid, signal.SIGTERM)
+
+
+def stop_requested(run_dir: Path, port: int) -> bool:
+    """Signals carry stop requests here; there is no request file to look for."""
+    return False
+
+
+def is_privileged() -> bool:
+    return os.geteuid() == 0
+
+
+def can_bind(host: str, port: int) -> bool:
+    """Whether a listener could bind (host, port) now (TIME_WAIT does not count as busy)."""
+    for family, _, _, _, addr in _addresses(host, port):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(addr)
+            except OSError:
+                return False
+    return True
+
+
+def _addresses(host: str, port: int) -> list[tuple]:  # type: ignore[type-arg]
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list({info[4]: info for info in infos}.values())
+
+
+def outside_group(leader: int, procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Processes that left the leader's process group (setsid, setpgid): killpg misses them."""
+    outside = []
+    for proc in procs:
+        try:
+            if os.getpgid(proc.pid) != leader:
+                outside.append(proc)
+        except OSError:
+            continue
+    return outside

@@ -1,0 +1,161 @@
+"""Windows process and socket primitives: the same names as ``_posix``.
+
+Written against the documented Win32 and psutil behaviour; exercised by the Windows
+CI job, not on the Linux machine where the rest of portctl is verified.
+"""
+from __future__ import annotations
+
+import ctypes
+import signal
+import socket
+import subprocess
+from ctypes import wintypes
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import psutil
+
+from ._psutil_net import Listener, listeners  # psutil.net_connections needs no admin here
+
+__all__ = [
+    "NAME",
+    "STOP_SIGNALS",
+    "WAKE_INTERVAL_S",
+    "Listener",
+    "become_subreaper",
+    "can_bind",
+    "graceful_group",
+    "graceful_one",
+    "is_privileged",
+    "outside_group",
+    "listeners",
+    "reap_adopted",
+    "request_stop",
+    "spawn",
+    "stop_requested",
+]
+
+NAME = "windows"
+STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)  # type: ignore[attr-defined]
+# A blocked lock wait is not interrupted by Ctrl+C on Windows: wake up to let handlers run.
+WAKE_INTERVAL_S: Optional[float] = 0.25
+
+_JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x2000
+_JOB_OBJECT_EXTENDED_LIMIT_INFORMATION = 9
+_jobs: list[int] = []  # job handles live as long as the supervisor: closing them kills the tree
+
+
+class _IoCounters(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_ulonglong) for n in (
+        "ReadOperationCount", "WriteOperationCount", "OtherOperationCount",
+        "ReadTransferCount", "WriteTransferCount", "OtherTransferCount")]
+
+
+class _BasicLimits(ctypes.Structure):
+    _fields_ = [
+        ("PerProcessUserTimeLimit", ctypes.c_int64),
+        ("PerJobUserTimeLimit", ctypes.c_int64),
+        ("LimitFlags", wintypes.DWORD),
+        ("MinimumWorkingSetSize", ctypes.c_size_t),
+        ("MaximumWorkingSetSize", ctypes.c_size_t),
+        ("ActiveProcessLimit", wintypes.DWORD),
+        ("Affinity", ctypes.c_size_t),
+        ("PriorityClass", wintypes.DWORD),
+        ("SchedulingClass", wintypes.DWORD),
+    ]
+
+
+class _ExtendedLimits(ctypes.Structure):
+    _fields_ = [
+        ("BasicLimitInformation", _BasicLimits),
+        ("IoInfo", _IoCounters),
+        ("ProcessMemoryLimit", ctypes.c_size_t),
+        ("JobMemoryLimit", ctypes.c_size_t),
+        ("PeakProcessMemoryUsed", ctypes.c_size_t),
+        ("PeakJobMemoryUsed", ctypes.c_size_t),
+    ]
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """New process group (so CTRL_BREAK reaches only the child) inside a kill-on-close job."""
+    proc = subprocess.Popen(
+        list(argv), env=dict(env), cwd=cwd,
+        creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,  # type: ignore[attr-defined]
+    )
+    _assign_to_job(int(proc._handle))  # type: ignore[attr-defined]
+    return proc
+
+
+def _assign_to_job(process_handle: int) -> None:
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    job = kernel32.CreateJobObjectW(None, None)
+    if not job:
+        return
+    limits = _ExtendedLimits()
+    limits.BasicLimitInformation.LimitFlags = _JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+    kernel32.SetInformationJobObject(
+        job, _JOB_OBJECT_EXTENDED_LIMIT_INFORMATION, ctypes.byref(limits), ctypes.sizeof(limits))
+    kernel32.AssignProcessToJobObject(job, process_handle)
+    _jobs.append(job)
+
+
+def become_subreaper() -> None:
+    """The job object already ties the tree to the supervisor."""
+
+
+def reap_adopted(exclude: int) -> None:
+    """Windows has no zombies to collect."""
+
+
+def graceful_group(leader: int) -> None:
+    """CTRL_BREAK_EVENT to the child's process group (the Ctrl+C a console would send)."""
+    try:
+        psutil.Process(leader).send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+    except psutil.NoSuchProcess:
+        pass
+
+
+def graceful_one(proc: psutil.Process) -> None:
+    """A process outside our group cannot get a console event: terminate it."""
+    proc.terminate()
+
+
+def _stop_file(run_dir: Path, port: int) -> Path:
+    return run_dir / f".server_{port}.stop"
+
+
+def request_stop(pid: int, run_dir: Path, port: int) -> None:
+    """Leave a stop request the supervisor picks up on its next wake-up (every 0.25 s)."""
+    _stop_file(run_dir, port).write_text(f"{pid}\n", encoding="ascii")
+
+
+def stop_requested(run_dir: Path, port: int) -> bool:
+    path = _stop_file(run_dir, port)
+    if not path.exists():
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
+def is_privileged() -> bool:
+    try:
+        return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined]
+    except OSError:
+        return False
+
+
+def can_bind(host: str, port: int) -> bool:
+    """SO_EXCLUSIVEADDRUSE: Windows' SO_REUSEADDR would let us bind over a live listener."""
+    for family, _, _, _, addr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+            try:
+                sock.bind(addr)
+            except OSError:
+                return False
+    return True
+
+
+def outside_group(leader: int, procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Descendants stay in the child's console group; the job object covers the rest."""
+    return []

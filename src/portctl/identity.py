@@ -1,0 +1,74 @@
+"""Process identity: (pid, creation time) resolved to a live process, failing closed.
+
+A PID alone can be recycled; every signal portctl sends goes to a process that was
+re-resolved here just before, with its creation time matching the recorded one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import psutil
+
+# psutil derives create_time from boot time + clock ticks (10 ms); allow for rounding.
+_CREATE_TIME_TOLERANCE_S = 0.05
+
+
+@dataclass(frozen=True)
+class ProcRef:
+    """What we record about a process so we can find exactly it again."""
+
+    pid: int
+    create_time: float
+
+    @classmethod
+    def of(cls, proc: psutil.Process) -> ProcRef:
+        return cls(proc.pid, proc.create_time())
+
+    @classmethod
+    def of_pid(cls, pid: int) -> Optional[ProcRef]:
+        """The identity of a live pid now, or None if it is gone or unreadable."""
+        proc = _process(pid)
+        return None if proc is None else cls.of(proc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "create_time": self.create_time}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcRef:
+        pid, created = data["pid"], data["create_time"]
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise ValueError("pid must be a positive integer")
+        if isinstance(created, bool) or not isinstance(created, (int, float)):
+            raise ValueError("create_time must be a number")
+        return cls(pid, float(created))
+
+
+def resolve(ref: Optional[ProcRef]) -> Optional[psutil.Process]:
+    """The live process ``ref`` names, or None when it is gone, a zombie, recycled or unreadable."""
+    if ref is None:
+        return None
+    proc = _process(ref.pid)
+    if proc is None:
+        return None
+    try:
+        if abs(proc.create_time() - ref.create_time) > _CREATE_TIME_TOLERANCE_S:
+            return None
+    except psutil.Error:
+        return None
+    return proc if is_alive(proc) else None
+
+
+def is_alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie: an exited process that awaits reaping counts as gone."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _process(pid: int) -> Optional[psutil.Process]:
+    try:
+        return psutil.Process(pid)
+    except (psutil.Error, ValueError):
+        return None

@@ -1,0 +1,217 @@
+"""Operations on the instances of a run dir: status, stop, clean, orphans, freeing a port."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import psutil
+
+from . import _platform, output, policy, ports
+from .errors import NotRunning, PortctlError, PortInUse
+from .identity import resolve
+from .lock import is_held, remove_if_free
+from .runfiles import Record, RunDir
+from .terminate import stop_tree
+
+STOP_MARGIN_S = 10.0  # beyond the grace period: the kill, and the supervisor's own clean-up
+FREE_VERIFY_S = 5.0
+
+Notify = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Status:
+    """One instance as ``status`` shows it."""
+
+    port: int
+    state: str  # running | starting | stale | stopped
+    record: Optional[Record]
+    pid: Optional[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        rec = self.record
+        spec = rec.spec if rec else None
+        return {
+            "port": self.port,
+            "name": spec.name if spec else None,
+            "host": spec.host if spec else None,
+            "state": self.state,
+            "pid": self.pid,
+            "child_pid": rec.child.pid if rec and rec.child else None,
+            "started_at": rec.started_at if rec else None,
+            "uptime_s": _uptime(rec) if rec and self.state == "running" else None,
+            "command": list(spec.command) if spec else [],
+            "run_dir": rec.run_dir if rec else None,
+        }
+
+
+def _uptime(rec: Record) -> float:
+    return round(max(0.0, time.time() - rec.supervisor.create_time), 3)
+
+
+def status(run_dir: RunDir, port: Optional[int] = None) -> list[Status]:
+    """Every instance with files in the run dir (or only ``port``; NotRunning if it is not live)."""
+    wanted = [port] if port is not None else run_dir.ports()
+    found = [_status(run_dir, p) for p in wanted]
+    if port is not None and found[0].state not in ("running", "starting"):
+        raise NotRunning(*output.not_running(port))
+    return [s for s in found if s.state != "stopped"]
+
+
+def _status(run_dir: RunDir, port: int) -> Status:
+    pid, record = run_dir.read_pid(port), run_dir.read_record(port)
+    if is_held(run_dir.lock_file(port)):
+        state = record.state if record and record.state == "starting" else "running"
+        return Status(port, state, record, pid)
+    if pid is None and record is None:
+        return Status(port, "stopped", None, None)
+    return Status(port, "stale", record, pid)
+
+
+def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
+    """The verified supervisor holding ``port``'s lock, None if none; raise if files are tampered."""
+    if not is_held(run_dir.lock_file(port)):
+        return None
+    pid, record = run_dir.read_pid(port), run_dir.read_record(port)
+    recorded = record.supervisor.pid if record else None
+    proc = resolve(record.supervisor) if record else None
+    if proc is None or pid != recorded:
+        raise PortctlError(*output.tampered(port, pid, recorded))
+    return proc
+
+
+def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
+         notify: Notify = _quiet) -> bool:
+    """Gracefully stop the instance on ``port``; False if nothing was running (stale files go)."""
+    supervisor = live_supervisor(run_dir, port)
+    if supervisor is None:
+        drop_stale(run_dir, port, notify)
+        return False
+    record = run_dir.read_record(port)
+    assert record is not None  # live_supervisor verified it
+    grace = record.spec.grace_s if grace_s is None else grace_s
+    _platform.request_stop(supervisor.pid, run_dir.path, port)
+    deadline = time.monotonic() + grace + STOP_MARGIN_S
+    lock = run_dir.lock_file(port)
+    if not ports.wait_until(lambda: not is_held(lock), deadline):
+        raise PortctlError(*output.stop_timeout(port, grace + STOP_MARGIN_S))
+    ports.wait_refusing(record.spec.host, port, deadline)
+    return True
+
+
+def drop_stale(run_dir: RunDir, port: int, notify: Notify = _quiet) -> None:
+    """Remove a dead instance's pid file and record (never signalling the pid they name),
+    after stopping its verified orphans. The caller knows no supervisor holds the lock."""
+    pid, record = run_dir.read_pid(port), run_dir.read_record(port)
+    if record is not None:
+        reclaim_orphans(record, notify)
+    if run_dir.remove(port) and (pid is not None or record is not None):
+        notify(output.stale_files(port, pid))
+
+
+def find_orphans(record: Record) -> list[psutil.Process]:
+    """Live processes carrying this instance's token: its child, and any holder of its port."""
+    candidates = [resolve(record.child)]
+    candidates += [_process(h.pid) for h in ports.holders(record.spec.port)]
+    found: dict[int, psutil.Process] = {}
+    for proc in candidates:
+        if proc is not None and _token(proc) == record.token:
+            found[proc.pid] = proc
+    return list(found.values())
+
+
+def reclaim_orphans(record: Record, notify: Notify = _quiet) -> list[int]:
+    """Stop verified orphans of a dead instance (ours by token): the port comes back."""
+    orphans = find_orphans(record)
+    if orphans:
+        stop_tree(orphans, record.spec.grace_s)
+        notify(output.reclaimed(record.spec.port, [p.pid for p in orphans]))
+    return [p.pid for p in orphans]
+
+
+def _token(proc: psutil.Process) -> Optional[str]:
+    try:
+        return proc.environ().get("PORTCTL_TOKEN")
+    except psutil.Error:
+        return None
+
+
+def _process(pid: Optional[int]) -> Optional[psutil.Process]:
+    try:
+        return psutil.Process(pid) if pid else None
+    except psutil.Error:
+        return None
+
+
+def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool] = None,
+              tokens: frozenset[str] = frozenset(), notify: Notify = _quiet) -> list[int]:
+    """Stop whatever holds ``port`` (whole trees) subject to the policy; verify it is free.
+
+    ``tokens`` are instance tokens of this run dir: holders carrying one are ours.
+    """
+    production = policy.is_production() if production is None else production
+    holders = ports.holders(port)
+    procs = []
+    me, privileged = psutil.Process().username(), _platform.is_privileged()
+    for holder in holders:
+        proc = _process(holder.pid)
+        if proc is None:
+            if holder.pid is None:  # a socket whose owner we cannot see: not ours to touch
+                raise PortInUse(*output.port_in_use(port, holders), holders=tuple(holders))
+            continue
+        target = policy.Target(proc.pid, _username(proc), _token(proc) in tokens)
+        policy.check(target, port=port, production=production, me=me, privileged=privileged)
+        procs.append(proc)
+    stop_tree(procs, grace_s)
+    if not ports.wait_until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
+        raise PortInUse(*output.still_busy(port))
+    pids = sorted({p.pid for p in procs})
+    if pids:
+        notify(output.freed(port, pids))
+    return pids
+
+
+def _username(proc: psutil.Process) -> Optional[str]:
+    try:
+        return proc.username()
+    except psutil.Error:
+        return None
+
+
+def tokens(run_dir: RunDir) -> frozenset[str]:
+    """Instance tokens recorded in the run dir."""
+    records = (run_dir.read_record(p) for p in run_dir.ports())
+    return frozenset(r.token for r in records if r is not None)
+
+
+def clean(run_dir: RunDir, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Remove stale files and stop verified orphans; return (action, target) pairs."""
+    actions: list[tuple[str, str]] = []
+    for port in run_dir.ports():
+        if is_held(run_dir.lock_file(port)):
+            continue
+        record = run_dir.read_record(port)
+        orphans = find_orphans(record) if record else []
+        actions += [("stop orphan pid", str(p.pid)) for p in orphans]
+        files = [run_dir.pid_file(port), run_dir.record_file(port), run_dir.lock_file(port)]
+        actions += [("remove", str(f)) for f in files if f.exists()]
+        if dry_run:
+            continue
+        if orphans:
+            stop_tree(orphans, record.spec.grace_s if record else 5.0)
+        run_dir.remove(port)
+        remove_if_free(run_dir.lock_file(port))
+    return actions
+
+
+def free(run_dir: RunDir, port: int, host: str, grace_s: float,
+         notify: Notify = _quiet) -> list[int]:
+    """``portctl free``: stop our own instance on the port gracefully, then any other holder."""
+    if live_supervisor(run_dir, port) is not None:
+        stop(run_dir, port, grace_s, notify)
+    return free_port(port, host, grace_s, tokens=tokens(run_dir), notify=notify)

@@ -1,0 +1,62 @@
+"""The per-port OS lock on ``.server_<port>.lock``, held by a supervisor for its whole life.
+
+The kernel drops the lock when its holder dies, so "the lock can be taken" is the exact
+test for "no live supervisor". The lock file itself stays after release, as filelock
+intends: unlinking a locked path would split contenders across two inodes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import filelock
+
+
+class PortLock:
+    """A non-blocking exclusive lock; ``acquire`` answers at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = filelock.FileLock(str(path), timeout=0)
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it; False when it is held elsewhere."""
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._lock.release(force=True)
+
+    def __enter__(self) -> PortLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process holds the lock at ``path`` (never creates the file)."""
+    if not path.exists():
+        return False
+    probe = PortLock(path)
+    if probe.acquire():
+        probe.release()
+        return False
+    return True
+
+
+def remove_if_free(path: Path) -> bool:
+    """Delete a lock file nobody holds, unlinking it while we hold it; True if removed."""
+    if not path.exists():
+        return False
+    probe = PortLock(path)
+    if not probe.acquire():
+        return False
+    try:
+        path.unlink(missing_ok=True)
+    finally:
+        probe.release()
+    return True

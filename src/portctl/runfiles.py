@@ -1,0 +1,151 @@
+"""The run dir: file names, atomic writes and tolerant reads.
+
+``.server_<port>.pid`` holds the supervisor's pid and a newline; ``.server_<port>.json``
+is the instance record; ``.server_<port>.lock`` carries the OS lock (see lock.py).
+A corrupt, empty, truncated or oversized file reads as None: it is stale, never obeyed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+from .identity import ProcRef
+from .spec import ServerSpec
+
+RECORD_VERSION = 1
+_MAX_FILE_BYTES = 64 * 1024
+_PID_TEXT = re.compile(rb"\A([1-9][0-9]{0,9})\n?\Z")
+_RUN_FILE = re.compile(r"\A\.server_([0-9]{1,5})\.(pid|json|lock)\Z")
+
+
+@dataclass(frozen=True)
+class Record:
+    """Everything known about one instance, written by its supervisor."""
+
+    spec: ServerSpec
+    supervisor: ProcRef
+    child: Optional[ProcRef]
+    started_at: str
+    run_dir: str
+    token: str
+    state: str
+
+    def with_child(self, child: ProcRef, state: str) -> Record:
+        return replace(self, child=child, state=state)
+
+    def with_state(self, state: str) -> Record:
+        return replace(self, state=state)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            **self.spec.to_dict(),
+            "supervisor": self.supervisor.to_dict(),
+            "child": None if self.child is None else self.child.to_dict(),
+            "started_at": self.started_at,
+            "run_dir": self.run_dir,
+            "token": self.token,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Record:
+        if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
+            raise ValueError("not a portctl record")
+        child = data.get("child")
+        return cls(
+            spec=ServerSpec.from_dict(data),
+            supervisor=ProcRef.from_dict(data["supervisor"]),
+            child=None if child is None else ProcRef.from_dict(child),
+            started_at=str(data["started_at"]),
+            run_dir=str(data["run_dir"]),
+            token=str(data["token"]),
+            state=str(data["state"]),
+        )
+
+
+class RunDir:
+    """The directory holding every instance's pid file, record and lock."""
+
+    def __init__(self, path: os.PathLike[str] | str) -> None:
+        self.path = Path(path).absolute()
+
+    def pid_file(self, port: int) -> Path:
+        return self.path / f".server_{port}.pid"
+
+    def record_file(self, port: int) -> Path:
+        return self.path / f".server_{port}.json"
+
+    def lock_file(self, port: int) -> Path:
+        return self.path / f".server_{port}.lock"
+
+    def ports(self) -> list[int]:
+        """Every port with any run file here, ascending."""
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return []
+        found = {int(m.group(1)) for m in map(_RUN_FILE.match, names) if m}
+        return sorted(found)
+
+    def read_pid(self, port: int) -> Optional[int]:
+        raw = _read_small(self.pid_file(port))
+        match = _PID_TEXT.match(raw) if raw is not None else None
+        return int(match.group(1)) if match else None
+
+    def read_record(self, port: int) -> Optional[Record]:
+        raw = _read_small(self.record_file(port))
+        if raw is None:
+            return None
+        try:
+            record = Record.from_dict(json.loads(raw))
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
+            return None
+        return record if record.spec.port == port else None
+
+    def write_pid(self, port: int, pid: int) -> None:
+        write_atomic(self.pid_file(port), f"{pid}\n")
+
+    def write_record(self, record: Record) -> None:
+        write_atomic(self.record_file(record.spec.port), json.dumps(record.to_dict(), indent=2) + "\n")
+
+    def remove(self, port: int, *, lock_file: bool = False) -> list[Path]:
+        """Remove the pid file and record (and the lock file if asked); return what was removed."""
+        paths = [self.pid_file(port), self.record_file(port)]
+        if lock_file:
+            paths.append(self.lock_file(port))
+        removed = []
+        for path in paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+        return removed
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write then rename, so readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_small(path: Path) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_MAX_FILE_BYTES + 1)
+    except OSError:
+        return None
+    return raw if 0 < len(raw) <= _MAX_FILE_BYTES else None

@@ -1,0 +1,94 @@
+"""What to run: one frozen description of a server instance, recorded from the first start."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_GRACE_S = 5.0
+DEFAULT_READY_TIMEOUT_S = 30.0
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def demo_command() -> tuple[str, ...]:
+    """The embedded demo app, run with the same interpreter as portctl."""
+    return (sys.executable, "-m", "portctl.demo", "--host", "{host}", "--port", "{port}")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server to supervise: its name, address, command and stop/ready timings.
+
+    ``command`` may contain ``{port}`` and ``{host}``; they are substituted at launch.
+    An empty command means the embedded demo app.
+    """
+
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    command: tuple[str, ...] = field(default_factory=tuple)
+    name: str = ""
+    grace_s: float = DEFAULT_GRACE_S
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            object.__setattr__(self, "command", demo_command())
+        if not self.name:
+            object.__setattr__(self, "name", derive_name(self.command))
+
+    def argv(self) -> list[str]:
+        """The command with ``{port}`` and ``{host}`` substituted (nothing else is touched)."""
+        return [
+            arg.replace("{port}", str(self.port)).replace("{host}", self.host)
+            for arg in self.command
+        ]
+
+    def child_env(self, token: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The child's environment: the caller's plus PORT, HOST and the instance token."""
+        env = dict(os.environ if base is None else base)
+        env.update(PORT=str(self.port), HOST=self.host, PORTCTL_TOKEN=token)
+        return env
+
+    def with_port(self, port: int) -> ServerSpec:
+        return replace(self, port=port)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["command"] = list(self.command)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerSpec:
+        """Rebuild a spec from a record; raises ValueError/TypeError on bad shapes."""
+        command = data.get("command")
+        if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+            raise ValueError("command must be a list of strings")
+        return cls(
+            port=_int(data["port"]),
+            host=str(data["host"]),
+            command=tuple(command),
+            name=str(data.get("name") or ""),
+            grace_s=float(data.get("grace_s", DEFAULT_GRACE_S)),
+            ready_timeout_s=float(data.get("ready_timeout_s", DEFAULT_READY_TIMEOUT_S)),
+        )
+
+
+def derive_name(command: tuple[str, ...]) -> str:
+    """A short instance name from the command: ``uvicorn app.main:app`` -> ``app.main``."""
+    if command == demo_command():
+        return "demo"
+    words = [os.path.basename(a) for a in command if a and not a.startswith("-")]
+    interesting = [w for w in words if not w.startswith("python") and w not in ("uvicorn", "-m")]
+    base = (interesting or words or ["server"])[0].split(":")[0]
+    return _NAME_OK.sub("-", base).strip("-") or "server"
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected an integer")
+    return value

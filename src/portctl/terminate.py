@@ -1,0 +1,98 @@
+"""The one place that escalates: graceful signal -> bounded wait -> kill the tree, leaves
+first -> bounded wait. Already-gone is success; a permission error is never swallowed."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Optional
+
+import psutil
+
+from . import _platform, output
+from .errors import PermissionDenied, PortctlError
+from .identity import is_alive
+from .ports import wait_until
+
+KILL_WAIT_S = 5.0
+
+
+def never() -> bool:
+    return False
+
+
+def stop_tree(
+    roots: Iterable[psutil.Process],
+    grace_s: float,
+    *,
+    group_leader: Optional[int] = None,
+    hurry: Callable[[], bool] = never,
+) -> None:
+    """Stop ``roots`` and every descendant; return once none of them is alive.
+
+    With ``group_leader`` the graceful signal goes to that process group (as a terminal's
+    Ctrl+C would) and separately to descendants that left the group; otherwise to each root.
+    ``hurry`` returning True (a second Ctrl+C) cuts the grace period short.
+    """
+    roots = [p for p in roots if is_alive(p)]
+    tree = _with_descendants(roots)
+    if not tree:
+        return
+    _graceful(roots, tree, group_leader)
+    deadline = time.monotonic() + grace_s
+    if wait_until(lambda: not _alive(tree), deadline, abort=hurry):
+        return
+    tree = _with_descendants(_alive(tree))  # include what was spawned during the grace period
+    for proc in reversed(tree):  # leaves first, so no parent respawns a killed child
+        _send(proc, psutil.Process.kill)
+    if not wait_until(lambda: not _alive(tree), time.monotonic() + KILL_WAIT_S):
+        raise PortctlError(*output.survivors([p.pid for p in _alive(tree)]))
+
+
+def _graceful(roots: list[psutil.Process], tree: list[psutil.Process],
+              group_leader: Optional[int]) -> None:
+    if group_leader is None:
+        for proc in _topmost(roots):
+            _send(proc, _platform.graceful_one)
+        return
+    _platform.graceful_group(group_leader)
+    for proc in _platform.outside_group(group_leader, tree):
+        _send(proc, _platform.graceful_one)
+
+
+def _send(proc: psutil.Process, action: Callable[[psutil.Process], None]) -> None:
+    try:
+        action(proc)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.AccessDenied:
+        raise PermissionDenied(*output.permission_denied(proc.pid)) from None
+
+
+def _with_descendants(roots: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """Roots and their descendants, parents before children, each process once."""
+    ordered: dict[int, psutil.Process] = {}
+    for root in roots:
+        ordered.setdefault(root.pid, root)
+        try:
+            children = root.children(recursive=True)
+        except psutil.Error:
+            continue
+        for child in children:
+            ordered.setdefault(child.pid, child)
+    return list(ordered.values())
+
+
+def _topmost(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Drop processes whose ancestor is also in the list: the ancestor stops them."""
+    pids = {p.pid for p in procs}
+
+    def has_listed_ancestor(proc: psutil.Process) -> bool:
+        try:
+            return any(parent.pid in pids for parent in proc.parents())
+        except psutil.Error:
+            return False
+
+    return [p for p in procs if not has_listed_ancestor(p)]
+
+
+def _alive(procs: Iterable[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in procs if is_alive(p)]
