@@ -1,0 +1,108 @@
+"""Command wiring through click's CliRunner: options, exit codes, output shapes.
+Behaviour with real processes lives in the e2e tests."""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from portctl import __version__
+from portctl.cli import cli
+
+
+def run(tmp_path: Path, *args: str) -> "object":
+    return CliRunner().invoke(cli, ["--run-dir", str(tmp_path), *args])
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@pytest.mark.parametrize("command", ["start", "stop", "restart", "status", "clean", "who", "free"])
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["start", "--port", "0"],
+        ["start", "--port", "65536"],
+        ["start", "--port", "abc"],
+        ["start", "--grace", "-1"],
+        ["start", "--bogus"],
+        ["start", "-d"],
+        ["stop", "--port", "70000"],
+        ["who", "abc"],
+        ["who"],
+        ["free"],
+        ["nosuchcommand"],
+    ],
+)
+def test_bad_input_exits_2_and_creates_nothing(tmp_path: Path, args: list[str]) -> None:
+    result = run(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_host_exits_2_and_creates_nothing(tmp_path: Path) -> None:
+    result = run(tmp_path, "start", "--port", str(unused_port()), "--host", "no.such.host.invalid")
+    assert result.exit_code == 2
+    assert "no.such.host.invalid" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_json_of_empty_run_dir(tmp_path: Path) -> None:
+    result = run(tmp_path, "status", "--json")
+    assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def test_status_of_a_port_not_running_exits_3(tmp_path: Path) -> None:
+    result = run(tmp_path, "status", "--port", "8123")
+    assert result.exit_code == 3
+
+
+def test_stop_of_nothing_is_success(tmp_path: Path) -> None:
+    result = run(tmp_path, "stop", "--port", str(unused_port()))
+    assert result.exit_code == 0
+
+
+def test_restart_without_record_exits_1(tmp_path: Path) -> None:
+    result = run(tmp_path, "restart", "--port", str(unused_port()))
+    assert result.exit_code == 1 and "no instance" in result.output
+
+
+def test_who_free_port_json_is_empty_list_and_exit_1(tmp_path: Path) -> None:
+    result = run(tmp_path, "who", str(unused_port()), "--json")
+    assert result.exit_code == 1 and json.loads(result.output) == []
+
+
+def test_who_json_lists_this_process_as_holder(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run(tmp_path, "who", str(port), "--json")
+    assert result.exit_code == 0
+    (row,) = json.loads(result.output)
+    import os
+
+    assert row["pid"] == os.getpid() and row["address"] == "127.0.0.1"
+    assert isinstance(row["cmdline"], list) and row["name"] and row["username"]
+
+
+def test_clean_in_empty_dir(tmp_path: Path) -> None:
+    result = run(tmp_path, "clean")
+    assert result.exit_code == 0 and "nothing to clean" in result.output
