@@ -67,7 +67,7 @@ def _status(run_dir: RunDir, port: int) -> Status:
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
     if is_held(run_dir.lock_file(port)):
         state = record.state if record and record.state == "starting" else "running"
-        return Status(port, state, record, pid)
+        return Status(port, state, record, record.supervisor.pid if record else pid)
     if pid is None and record is None:
         return Status(port, "stopped", None, None)
     return Status(port, "stale", record, pid)

@@ -177,7 +177,7 @@ def free_hint(port: int) -> str:
 
 # ---------------------------------------------------------------- rendering
 def _holder_short(h: Any) -> str:
-    cmd = " ".join(h.cmdline)[:60] or h.name
+    cmd = " ".join(" ".join(h.cmdline).split())[:60] or h.name
     return f"pid {h.pid} ({h.name}, {h.username}: {cmd})" if h.pid else f"an unknown process on {h.address}"
 
 
