@@ -1,7 +1,7 @@
 """The command line: each command parses, makes one library call, and renders.
 
 Library modules are imported inside the commands, so ``portctl who`` does not pay for
-the supervisor and ``--version`` pays for nothing.
+the supervisor and ``--version`` pays for nothing but click.
 """
 from __future__ import annotations
 
@@ -16,6 +16,32 @@ from .errors import BadInput, PortctlError
 
 PORT = click.IntRange(1, 65535)
 SECONDS = click.FloatRange(min=0)
+
+
+class PortOrAuto(click.ParamType):
+    """A port number, or ``auto`` (returned as 0) for any free port."""
+
+    name = "PORT|auto"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
+        if isinstance(value, int) or str(value).strip().lower() != "auto":
+            return int(PORT.convert(value, param, ctx))
+        return 0
+
+
+class PortRange(click.ParamType):
+    name = "LOW-HIGH"
+
+    def convert(self, value: Any, param: Optional[click.Parameter],
+                ctx: Optional[click.Context]) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        from .ports import parse_range
+
+        try:
+            return parse_range(str(value))
+        except ValueError:
+            self.fail(output.bad_range(str(value))[0], param, ctx)
 
 
 class _Group(click.Group):
@@ -39,13 +65,20 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, run_dir: Path, verbose: bool) -> None:
     """Run a local server under supervision and own its port."""
+    ctx.obj = run_dir
+
+
+def _run_dir() -> Any:
     from .runfiles import RunDir
 
-    ctx.obj = RunDir(run_dir)
+    return RunDir(click.get_current_context().obj)
 
 
 @cli.command()
-@click.option("--port", type=PORT, default=8000, show_default=True)
+@click.option("--port", type=PortOrAuto(), default=8000, show_default=True,
+              help="Port number, or `auto` for any free port.")
+@click.option("--port-range", type=PortRange(), default=None,
+              help="Fall back to the first free port in LOW-HIGH, then to any free port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--force", is_flag=True, help="Free the port from whatever holds it (policy applies).")
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True, help="Seconds between TERM and KILL.")
@@ -53,29 +86,28 @@ def cli(ctx: click.Context, run_dir: Path, verbose: bool) -> None:
 @click.option("--name", default="", help="Instance name (default: derived from the command).")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background (not available yet).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.pass_obj
-def start(run_dir: Any, port: int, host: str, force: bool, grace: float, ready_timeout: float,
-          name: str, detach: bool, command: tuple[str, ...]) -> None:
+def start(port: int, port_range: Optional[tuple[int, int]], host: str, force: bool, grace: float,
+          ready_timeout: float, name: str, detach: bool, command: tuple[str, ...]) -> None:
     """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
     if detach:
         raise BadInput(*output.detach_not_yet())
-    from .spec import ServerSpec
+    from .spec import DEFAULT_PORT, ServerSpec
     from .supervisor import Supervisor
 
-    spec = ServerSpec(port=port, host=host, command=command, name=name, grace_s=grace,
-                      ready_timeout_s=ready_timeout)
-    raise SystemExit(Supervisor(spec, run_dir, force=force).run())
+    spec = ServerSpec(port=port or DEFAULT_PORT, host=host, command=command, name=name,
+                      grace_s=grace, ready_timeout_s=ready_timeout, auto_port=port == 0,
+                      port_range=port_range)
+    raise SystemExit(Supervisor(spec, _run_dir(), force=force).run())
 
 
 @cli.command()
 @click.option("--port", type=PORT, default=8000, show_default=True)
 @click.option("--grace", type=SECONDS, default=None, help="Seconds between TERM and KILL (default: as started).")
-@click.pass_obj
-def stop(run_dir: Any, port: int, grace: Optional[float]) -> None:
+def stop(port: int, grace: Optional[float]) -> None:
     """Gracefully stop the instance on PORT (not running is success)."""
     from . import instances
 
-    if not instances.stop(run_dir, port, grace, notify=output.warn):
+    if not instances.stop(_run_dir(), port, grace, notify=output.warn):
         output.say(output.nothing_to_stop(port))
         return
     output.say(output.stopped(port))
@@ -84,12 +116,12 @@ def stop(run_dir: Any, port: int, grace: Optional[float]) -> None:
 @cli.command()
 @click.option("--port", type=PORT, default=8000, show_default=True)
 @click.option("--force", is_flag=True, help="Also free the port from whatever holds it.")
-@click.pass_obj
-def restart(run_dir: Any, port: int, force: bool) -> None:
+def restart(port: int, force: bool) -> None:
     """Stop the instance on PORT and start it again with its recorded command."""
     from . import instances
     from .supervisor import Supervisor
 
+    run_dir = _run_dir()
     record = run_dir.read_record(port)
     if record is None:
         raise PortctlError(*output.nothing_recorded(port))
@@ -100,36 +132,30 @@ def restart(run_dir: Any, port: int, force: bool) -> None:
 @cli.command()
 @click.option("--port", type=PORT, default=None, help="Only this port (exit 3 if not running).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.pass_obj
-def status(run_dir: Any, port: Optional[int], as_json: bool) -> None:
+def status(port: Optional[int], as_json: bool) -> None:
     """Every instance known in the run dir."""
     from . import instances
 
-    rows = [s.to_dict() for s in instances.status(run_dir, port)]
+    try:
+        rows = [s.to_dict() for s in instances.status(_run_dir(), port)]
+    except PortctlError:
+        if as_json:
+            output.emit_json([])
+        raise
     if as_json:
         output.emit_json(rows)
     else:
         output.table("portctl instances", ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "COMMAND"],
-                     [_status_row(r) for r in rows])
-    if port is not None and not any(r["state"] in ("running", "starting") for r in rows):
-        output.error(*output.not_running(port))
-        raise SystemExit(3)
-
-
-def _status_row(r: dict[str, Any]) -> list[str]:
-    uptime = f"{r['uptime_s']:.0f}s" if r["uptime_s"] is not None else "-"
-    return [str(r["port"]), str(r["name"] or "-"), r["state"], str(r["pid"] or "-"),
-            str(r["child_pid"] or "-"), uptime, " ".join(r["command"])[:60]]
+                     [output.status_row(r) for r in rows])
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
-@click.pass_obj
-def clean(run_dir: Any, dry_run: bool) -> None:
+def clean(dry_run: bool) -> None:
     """Remove stale pid files, records and locks; stop verified orphans of our instances."""
     from . import instances
 
-    actions = instances.clean(run_dir, dry_run)
+    actions = instances.clean(_run_dir(), dry_run)
     for action, target in actions:
         output.say(output.clean_action(action, target, dry_run))
     if not actions:
@@ -146,13 +172,8 @@ def who(port: int, as_json: bool) -> None:
     holders = [h.to_dict() for h in ports.holders(port)]
     if as_json:
         output.emit_json(holders)
-    elif holders:
-        output.table(f"port {port}", ["PID", "NAME", "USER", "ADDRESS", "COMMAND"],
-                     [[str(h["pid"] or "?"), h["name"], h["username"], f"{h['address']} ({h['family']})",
-                       " ".join(h["cmdline"])[:80]] for h in holders])
-        output.say(output.free_hint(port))
     else:
-        output.say(output.nothing_holds(port))
+        output.who_report(port, holders)
     if not holders:
         raise SystemExit(1)
 
@@ -161,15 +182,44 @@ def who(port: int, as_json: bool) -> None:
 @click.argument("port", type=PORT)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True)
-@click.pass_obj
-def free(run_dir: Any, port: int, host: str, grace: float) -> None:
+def free(port: int, host: str, grace: float) -> None:
     """Stop whatever holds PORT (whole process trees), subject to the policy."""
     from . import instances
 
-    if not instances.free(run_dir, port, host, grace, notify=output.say):
+    if not instances.free(_run_dir(), port, host, grace, notify=output.say):
         output.say(output.nothing_holds(port))
+
+
+@cli.command(name="port")
+@click.argument("name")
+def port_of(name: str) -> None:
+    """Print the port of the running instance NAME (for scripts: `$(portctl port api)`)."""
+    from . import instances
+
+    output.say(str(instances.find_by_name(_run_dir(), name).port))
+
+
+@cli.command()
+@click.argument("name")
+def url(name: str) -> None:
+    """Print the URL of the running instance NAME."""
+    from . import instances
+
+    found = instances.find_by_name(_run_dir(), name)
+    output.say(output.instance_url(found.record.spec.host, found.port))
+
+
+@cli.command(name="find-port")
+@click.option("--preferred", type=PORT, default=None, help="Try this port first.")
+@click.option("--range", "port_range", type=PortRange(), default=None, help="Then LOW-HIGH in order.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], host: str) -> None:
+    """Print a free port: the preferred one, else the first free in the range, else any."""
+    from .ports import find_free_port
+
+    output.say(str(find_free_port(preferred, port_range, host)))
 
 
 def main() -> None:
     """Console entry point."""
-    cli(prog_name="portctl", auto_envvar_prefix=None)
+    cli(prog_name="portctl")

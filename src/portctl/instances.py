@@ -73,6 +73,14 @@ def _status(run_dir: RunDir, port: int) -> Status:
     return Status(port, "stale", record, pid)
 
 
+def find_by_name(run_dir: RunDir, name: str) -> Status:
+    """The running instance called ``name`` (NotRunning if there is none)."""
+    for found in status(run_dir):
+        if found.record and found.record.spec.name == name and found.state == "running":
+            return found
+    raise NotRunning(*output.no_such_instance(name))
+
+
 def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
     """The verified supervisor holding ``port``'s lock, None if none; raise if files are tampered."""
     if not is_held(run_dir.lock_file(port)):

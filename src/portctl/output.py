@@ -8,8 +8,6 @@ import os
 import sys
 from typing import Any, Iterable, Optional, Sequence
 
-from . import _platform
-
 Msg = tuple[str, str]
 
 # ---------------------------------------------------------------- troubleshooting text
@@ -25,12 +23,18 @@ _PRIVILEGE = {
 }
 
 
+def _platform_name() -> str:
+    from . import _platform  # imported on demand: it pulls in psutil
+
+    return str(_platform.NAME)
+
+
 def _see_holder(port: int) -> str:
-    return _SEE_HOLDER.get(_platform.NAME, _SEE_HOLDER["posix"]).format(port=port)
+    return _SEE_HOLDER.get(_platform_name(), _SEE_HOLDER["posix"]).format(port=port)
 
 
 def _privilege() -> str:
-    return _PRIVILEGE.get(_platform.NAME, "run it with the right rights (e.g. sudo)")
+    return _PRIVILEGE.get(_platform_name(), "run it with the right rights (e.g. sudo)")
 
 
 # ---------------------------------------------------------------- error messages
@@ -60,6 +64,24 @@ def port_in_use(port: int, holders: Sequence[Any]) -> Msg:
     listed = "; ".join(_holder_short(h) for h in holders) or "a process we cannot see"
     return (f"port {port} is in use by {listed}",
             f"free it with `portctl start --force` or `portctl free {port}`, or pick another port")
+
+
+def port_race(port: int, reason: str) -> str:
+    return f"port {port} could not be used ({reason}); trying the next candidate"
+
+
+def no_port_found(tried: Sequence[int]) -> Msg:
+    return (f"no usable port after trying {', '.join(map(str, tried))}",
+            "widen --port-range, or use --port auto")
+
+
+def bad_range(text: str) -> Msg:
+    return f"invalid port range {text!r}", "use LOW-HIGH with 1 <= LOW <= HIGH <= 65535, e.g. 8000-8100"
+
+
+def no_such_instance(name: str) -> Msg:
+    return (f"no running instance named {name!r} in this run dir",
+            "see `portctl status`; names come from --name or the command")
 
 
 def still_busy(port: int) -> Msg:
@@ -175,10 +197,40 @@ def free_hint(port: int) -> str:
     return f"free it with: portctl free {port}"
 
 
+def instance_url(host: str, port: int) -> str:
+    from .ports import connect_host
+
+    shown = connect_host(host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
 # ---------------------------------------------------------------- rendering
 def _holder_short(h: Any) -> str:
     cmd = " ".join(" ".join(h.cmdline).split())[:60] or h.name
     return f"pid {h.pid} ({h.name}, {h.username}: {cmd})" if h.pid else f"an unknown process on {h.address}"
+
+
+def status_row(r: dict[str, Any]) -> list[str]:
+    uptime = f"{r['uptime_s']:.0f}s" if r["uptime_s"] is not None else "-"
+    return [str(r["port"]), str(r["name"] or "-"), r["state"], str(r["pid"] or "-"),
+            str(r["child_pid"] or "-"), uptime, " ".join(r["command"])[:60]]
+
+
+def who_report(port: int, holders: Sequence[dict[str, Any]]) -> None:
+    """Holders as a table, each with its parent chain and instance, then the command to free it."""
+    if not holders:
+        say(nothing_holds(port))
+        return
+    rows = []
+    for h in holders:
+        chain = " < ".join(f"{p['name']}({p['pid']})" for p in h["parents"][:3]) or "-"
+        inst = h["instance"]
+        owner = f"portctl {inst['name']} in {inst['run_dir']}" if inst else "-"
+        rows.append([str(h["pid"] or "?"), h["name"], h["username"],
+                     f"{h['address']} {h['family']} {h['scope']}", h["started_at"] or "-",
+                     chain, owner, " ".join(" ".join(h["cmdline"]).split())[:70]])
+    table(f"port {port}", ["PID", "NAME", "USER", "ADDRESS", "STARTED", "PARENTS", "PORTCTL", "COMMAND"], rows)
+    say(free_hint(port))
 
 
 def fancy() -> bool:

@@ -1,10 +1,12 @@
 """Who holds a port, is it free, and waiting until it accepts or refuses connections."""
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
@@ -16,7 +18,11 @@ _POLL_MAX_S = 0.05
 
 @dataclass(frozen=True)
 class Holder:
-    """A process listening on a port (pid None: the kernel shows the socket, not its owner)."""
+    """A process listening on a port (pid None: the kernel shows the socket, not its owner).
+
+    ``instance`` is set when the process was started by a portctl instance:
+    ``{"name", "run_dir", "token"}`` from the environment it inherited.
+    """
 
     pid: Optional[int]
     name: str
@@ -25,10 +31,16 @@ class Holder:
     address: str
     family: str
     port: int
+    scope: str = ""  # wildcard | loopback | address
+    cwd: Optional[str] = None
+    started_at: Optional[str] = None
+    parents: tuple[tuple[int, str], ...] = ()  # (pid, name), nearest first
+    instance: Optional[dict[str, str]] = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cmdline"] = list(self.cmdline)
+        data["parents"] = [{"pid": pid, "name": name} for pid, name in self.parents]
         return data
 
 
@@ -45,15 +57,95 @@ def holders(port: int) -> list[Holder]:
 
 
 def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holder:
-    name, user, cmdline = "?", "?", ()
-    if pid is not None:
-        try:
-            proc = psutil.Process(pid)
-            with proc.oneshot():
-                name, user, cmdline = proc.name(), proc.username(), tuple(proc.cmdline())
-        except psutil.Error:
-            pass
-    return Holder(pid, name, user, cmdline, address, family, port)
+    where = {"address": address, "family": family, "port": port, "scope": _scope(address)}
+    try:
+        proc = psutil.Process(pid) if pid is not None else None
+    except psutil.Error:
+        proc = None
+    if proc is None:
+        return Holder(pid, "?", "?", (), **where)
+    with proc.oneshot():
+        return Holder(
+            pid,
+            _ask(proc.name, "?"),
+            _ask(proc.username, "?"),
+            tuple(_ask(proc.cmdline, [])),
+            cwd=_ask(proc.cwd, None),
+            started_at=_iso(_ask(proc.create_time, None)),
+            parents=tuple((p.pid, _ask(p.name, "?")) for p in _ask(proc.parents, [])),
+            instance=_instance(_ask(proc.environ, {})),
+            **where,
+        )
+
+
+def _ask(getter: Callable[[], Any], default: Any) -> Any:
+    """One psutil attribute, or ``default`` when the process is gone or not ours to read."""
+    try:
+        return getter()
+    except psutil.Error:
+        return default
+
+
+def _instance(env: dict[str, str]) -> Optional[dict[str, str]]:
+    token = env.get("PORTCTL_TOKEN")
+    if not token:
+        return None
+    return {"name": env.get("PORTCTL_NAME", ""), "run_dir": env.get("PORTCTL_RUN_DIR", ""),
+            "token": token}
+
+
+def _scope(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "address"
+    if ip.is_unspecified:
+        return "wildcard"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return "loopback" if ip.is_loopback or (mapped is not None and mapped.is_loopback) else "address"
+
+
+def _iso(timestamp: Optional[float]) -> Optional[str]:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"8000-8100"`` -> (8000, 8100); ValueError unless 1 <= low <= high <= 65535."""
+    low_text, sep, high_text = text.partition("-")
+    low, high = int(low_text), int(high_text if sep else low_text)
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(text)
+    return low, high
+
+
+def candidates(preferred: Optional[int], port_range: Optional[tuple[int, int]]) -> Iterator[int]:
+    """The preferred port, then the range in order; 0 last, meaning "ask the OS"."""
+    if preferred:
+        yield preferred
+    if port_range:
+        yield from (p for p in range(port_range[0], port_range[1] + 1) if p != preferred)
+    yield 0
+
+
+def os_assigned_port(host: str) -> int:
+    """A port the OS considers free on ``host`` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def find_free_port(preferred: Optional[int] = None, port_range: Optional[tuple[int, int]] = None,
+                   host: str = "127.0.0.1", skip: Callable[[int], bool] = lambda p: False) -> int:
+    """The first free candidate (see ``candidates``) that ``skip`` does not reject."""
+    for port in candidates(preferred, port_range):
+        if port == 0:
+            return os_assigned_port(host)
+        if not skip(port) and not is_busy(host, port):
+            return port
+    raise AssertionError("unreachable: candidates() always ends with 0")
 
 
 def resolve_host(host: str) -> None:

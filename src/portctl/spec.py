@@ -5,7 +5,7 @@ import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -34,6 +34,13 @@ class ServerSpec:
     name: str = ""
     grace_s: float = DEFAULT_GRACE_S
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+    auto_port: bool = False  # any free port will do
+    port_range: Optional[tuple[int, int]] = None  # candidates after ``port``
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether another port may be chosen when ``port`` is taken."""
+        return self.auto_port or self.port_range is not None
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -48,10 +55,14 @@ class ServerSpec:
             for arg in self.command
         ]
 
-    def child_env(self, token: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The child's environment: the caller's plus PORT, HOST and the instance token."""
+    def child_env(self, token: str, run_dir: str = "",
+                  base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+        """The child's environment: the caller's plus PORT and HOST, and the instance's
+        token, name and run dir (inherited by every descendant, so `who` and `clean` can
+        tell our processes from others)."""
         env = dict(os.environ if base is None else base)
-        env.update(PORT=str(self.port), HOST=self.host, PORTCTL_TOKEN=token)
+        env.update(PORT=str(self.port), HOST=self.host, PORTCTL_TOKEN=token,
+                   PORTCTL_NAME=self.name, PORTCTL_RUN_DIR=run_dir)
         return env
 
     def with_port(self, port: int) -> ServerSpec:
@@ -60,6 +71,7 @@ class ServerSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["command"] = list(self.command)
+        data["port_range"] = list(self.port_range) if self.port_range else None
         return data
 
     @classmethod
@@ -75,6 +87,8 @@ class ServerSpec:
             name=str(data.get("name") or ""),
             grace_s=float(data.get("grace_s", DEFAULT_GRACE_S)),
             ready_timeout_s=float(data.get("ready_timeout_s", DEFAULT_READY_TIMEOUT_S)),
+            auto_port=bool(data.get("auto_port", False)),
+            port_range=_range(data.get("port_range")),
         )
 
 
@@ -86,6 +100,13 @@ def derive_name(command: tuple[str, ...]) -> str:
     interesting = [w for w in words if not w.startswith("python") and w not in ("uvicorn", "-m")]
     base = (interesting or words or ["server"])[0].split(":")[0]
     return _NAME_OK.sub("-", base).strip("-") or "server"
+
+
+def _range(value: Any) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    low, high = value
+    return (_int(low), _int(high))
 
 
 def _int(value: Any) -> int:

@@ -19,12 +19,13 @@ import psutil
 from . import _platform, instances, output, ports
 from .errors import AlreadyRunning, BadInput, ChildExited, NotReady, PortctlError, PortInUse
 from .identity import ProcRef
-from .lock import PortLock
+from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
 from .terminate import stop_tree
 
 VERIFY_FREE_S = 5.0
+PORT_ATTEMPTS = 3  # dynamic ports: candidates tried when the child loses the bind race
 Event = tuple[str, int]  # ("signal", signum) | ("exit", returncode)
 
 
@@ -42,11 +43,34 @@ class Supervisor:
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> int:
-        port = self.spec.port
         try:
             ports.resolve_host(self.spec.host)
         except ValueError as exc:
             raise BadInput(*output.bad_host(self.spec.host, str(exc))) from None
+        if not self.spec.dynamic:
+            return self._run_on_port()
+        return self._run_on_dynamic_port()
+
+    def _run_on_dynamic_port(self) -> int:
+        """Preferred port, then the range, then an OS-assigned one; a lost bind race moves on."""
+        tried: set[int] = set()
+        preferred = None if self.spec.auto_port and not self.spec.port_range else self.spec.port
+        for _ in range(PORT_ATTEMPTS):
+            port = ports.find_free_port(preferred, self.spec.port_range, self.spec.host,
+                                        skip=lambda p: p in tried or self._locked(p))
+            tried.add(port)
+            self.spec = self.spec.with_port(port)
+            try:
+                return self._run_on_port()
+            except (AlreadyRunning, PortInUse) as lost:
+                self.warn(output.port_race(port, lost.message))
+        raise PortInUse(*output.no_port_found(sorted(tried)))
+
+    def _locked(self, port: int) -> bool:
+        return is_held(self.run_dir.lock_file(port))
+
+    def _run_on_port(self) -> int:
+        port = self.spec.port
         lock = PortLock(self.run_dir.lock_file(port))
         if not lock.acquire():
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
@@ -68,7 +92,7 @@ class Supervisor:
         spec = self.spec
         if not ports.is_busy(spec.host, spec.port):
             return
-        if not self.force:
+        if not self.force or spec.dynamic:  # a dynamic port moves on rather than evict
             holders = ports.holders(spec.port)
             raise PortInUse(*output.port_in_use(spec.port, holders), holders=tuple(holders))
         instances.free_port(spec.port, spec.host, spec.grace_s,
@@ -82,8 +106,8 @@ class Supervisor:
         self.run_dir.write_record(self._record)
         self.run_dir.write_pid(self.spec.port, me.pid)
         try:
-            child = _platform.spawn(self.spec.argv(), self.spec.child_env(self._record.token),
-                                    self.run_dir.path)
+            env = self.spec.child_env(self._record.token, str(self.run_dir.path))
+            child = _platform.spawn(self.spec.argv(), env, self.run_dir.path)
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
         threading.Thread(target=self._wait_child, args=(child,), daemon=True).start()
@@ -108,6 +132,7 @@ class Supervisor:
             if event is None:
                 raise NotReady(*output.not_ready(spec.port, spec.ready_timeout_s))
             if event[0] == "exit":
+                self._diagnose_bind_failure()
                 code = _exit_code(event[1])
                 raise ChildExited(*output.exited_early(code), code=code) if code else \
                     ChildExited(*output.exited_zero_early(), code=1)
@@ -117,6 +142,14 @@ class Supervisor:
         url = f"http://{_url_host(spec.host)}:{spec.port}"
         self.notify(output.ready(url, psutil.Process().pid, child.pid, time.monotonic() - began))
         return None
+
+    def _diagnose_bind_failure(self) -> None:
+        """The child died before listening: if another process took the port meanwhile, say so."""
+        spec = self.spec
+        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+        holders = [h for h in ports.holders(spec.port) if h.pid not in mine]
+        if holders:
+            raise PortInUse(*output.port_in_use(spec.port, holders), holders=tuple(holders))
 
     def _supervise(self) -> int:
         while True:
