@@ -42,7 +42,6 @@ def test_every_command_has_help(command: str) -> None:
         ["start", "--port", "abc"],
         ["start", "--grace", "-1"],
         ["start", "--bogus"],
-        ["start", "-d"],
         ["stop", "--port", "70000"],
         ["who", "abc"],
         ["who"],

@@ -10,17 +10,35 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyRunning",
+    "BadInput",
+    "Holder",
+    "NotReady",
+    "NotRunning",
+    "PermissionDenied",
+    "PolicyRefused",
+    "PortInUse",
     "PortctlError",
     "ServerSpec",
     "__version__",
+    "ensure_port_available",
+    "find_free_port",
+    "free_port",
+    "port_holders",
 ]
 
 if TYPE_CHECKING:
-    from .errors import PortctlError
+    from .api import ensure_port_available, find_free_port, free_port, port_holders
+    from .errors import (AlreadyRunning, BadInput, NotReady, NotRunning, PermissionDenied,
+                         PolicyRefused, PortctlError, PortInUse)
+    from .ports import Holder
     from .spec import ServerSpec
 
 _LAZY = {
-    "PortctlError": "errors",
+    **dict.fromkeys(["ensure_port_available", "find_free_port", "free_port", "port_holders"], "api"),
+    **dict.fromkeys(["AlreadyRunning", "BadInput", "NotReady", "NotRunning", "PermissionDenied",
+                     "PolicyRefused", "PortctlError", "PortInUse"], "errors"),
+    "Holder": "ports",
     "ServerSpec": "spec",
 }
 

@@ -24,7 +24,8 @@ def _prctl() -> Callable[..., int]:
     return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
+          capture: bool = False) -> subprocess.Popen[bytes]:
     """Start the child in its own session; the kernel SIGKILLs it if the supervisor dies."""
     prctl, parent = _prctl(), os.getpid()
 
@@ -33,7 +34,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.
         if os.getppid() != parent:  # the supervisor died before the prctl took effect
             os._exit(1)
 
-    return _posix.spawn(argv, env, cwd, preexec=die_with_parent)
+    return _posix.spawn(argv, env, cwd, capture, preexec=die_with_parent)
 
 
 def become_subreaper() -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "reap_adopted",
     "request_stop",
     "spawn",
+    "spawn_detached",
     "stop_requested",
 ]
 
@@ -42,12 +43,19 @@ def spawn(
     argv: Sequence[str],
     env: Mapping[str, str],
     cwd: Path,
+    capture: bool = False,
     preexec: Optional[Callable[[], None]] = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the child as the leader of a new session and process group."""
+    """Start the child as the leader of a new session and process group; with ``capture``
+    its stdout and stderr are pipes (for the log) and its stdin is /dev/null."""
+    pipes = _capture_kwargs() if capture else {}
     return subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec
+        list(argv), env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec, **pipes
     )
+
+
+def _capture_kwargs() -> dict[str, int]:
+    return {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
 
 
 def become_subreaper() -> None:
@@ -119,3 +127,9 @@ def outside_group(leader: int, procs: list[psutil.Process]) -> list[psutil.Proce
         except OSError:
             continue
     return outside
+
+
+def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """A background supervisor: its own session, no terminal, stdin/stdout pipes for the handshake."""
+    return subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)

@@ -32,6 +32,7 @@ __all__ = [
     "reap_adopted",
     "request_stop",
     "spawn",
+    "spawn_detached",
     "stop_requested",
 ]
 
@@ -76,11 +77,15 @@ class _ExtendedLimits(ctypes.Structure):
     ]
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
+          capture: bool = False) -> subprocess.Popen[bytes]:
     """New process group (so CTRL_BREAK reaches only the child) inside a kill-on-close job."""
+    pipes = ({"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+             if capture else {})
     proc = subprocess.Popen(
         list(argv), env=dict(env), cwd=cwd,
         creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,  # type: ignore[attr-defined]
+        **pipes,
     )
     _assign_to_job(int(proc._handle))  # type: ignore[attr-defined]
     return proc
@@ -159,3 +164,11 @@ def can_bind(host: str, port: int) -> bool:
 def outside_group(leader: int, procs: list[psutil.Process]) -> list[psutil.Process]:
     """Descendants stay in the child's console group; the job object covers the rest."""
     return []
+
+
+def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """A background supervisor without a console, in its own process group."""
+    flags = (subprocess.DETACHED_PROCESS  # type: ignore[attr-defined]
+             | subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
+    return subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, creationflags=flags)

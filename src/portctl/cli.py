@@ -12,7 +12,7 @@ from typing import Any, Optional
 import click
 
 from . import __version__, output
-from .errors import BadInput, PortctlError
+from .errors import NotRunning, PortctlError
 
 PORT = click.IntRange(1, 65535)
 SECONDS = click.FloatRange(min=0)
@@ -84,20 +84,65 @@ def _run_dir() -> Any:
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True, help="Seconds between TERM and KILL.")
 @click.option("--ready-timeout", type=SECONDS, default=30.0, show_default=True)
 @click.option("--name", default="", help="Instance name (default: derived from the command).")
-@click.option("-d", "--detach", is_flag=True, help="Run in the background (not available yet).")
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; return once it serves.")
+@click.option("--restart", type=click.Choice(["no", "on-failure", "always"]), default=None,
+              help="Restart policy [default: no in the foreground, on-failure with -d].")
+@click.option("--health", default="", metavar="PATH|URL",
+              help="Ready and alive means HTTP 2xx here (e.g. /health); default: TCP accept.")
+@click.option("--health-interval", type=SECONDS, default=10.0, show_default=True)
+@click.option("--health-timeout", type=SECONDS, default=1.0, show_default=True)
+@click.option("--health-failures", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Consecutive failed probes that make the child unhealthy.")
+@click.option("--backoff-initial", type=SECONDS, default=1.0, show_default=True)
+@click.option("--backoff-max", type=SECONDS, default=30.0, show_default=True)
+@click.option("--backoff-reset", type=SECONDS, default=30.0, show_default=True,
+              help="Healthy uptime after which the backoff starts over.")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Restarts allowed within --restart-window before the instance is fatal.")
+@click.option("--restart-window", type=SECONDS, default=60.0, show_default=True)
+@click.option("--log-max-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
+@click.option("--log-backups", type=click.IntRange(min=1), default=5, show_default=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def start(port: int, port_range: Optional[tuple[int, int]], host: str, force: bool, grace: float,
-          ready_timeout: float, name: str, detach: bool, command: tuple[str, ...]) -> None:
+def start(port: int, port_range: Optional[tuple[int, int]], force: bool, detach: bool,
+          restart: Optional[str], command: tuple[str, ...], **options: Any) -> None:
     """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
-    if detach:
-        raise BadInput(*output.detach_not_yet())
+    from .backoff import BackoffPolicy
     from .spec import DEFAULT_PORT, ServerSpec
-    from .supervisor import Supervisor
 
-    spec = ServerSpec(port=port or DEFAULT_PORT, host=host, command=command, name=name,
-                      grace_s=grace, ready_timeout_s=ready_timeout, auto_port=port == 0,
-                      port_range=port_range)
-    raise SystemExit(Supervisor(spec, _run_dir(), force=force).run())
+    backoff = BackoffPolicy(
+        initial_s=options.pop("backoff_initial"), max_s=options.pop("backoff_max"),
+        reset_after_s=options.pop("backoff_reset"), max_restarts=options.pop("max_restarts"),
+        window_s=options.pop("restart_window"))
+    spec = ServerSpec(
+        port=port or DEFAULT_PORT, auto_port=port == 0, port_range=port_range, command=command,
+        detached=detach, restart=restart or ("on-failure" if detach else "no"), backoff=backoff,
+        grace_s=options.pop("grace"), ready_timeout_s=options.pop("ready_timeout"),
+        health_interval_s=options.pop("health_interval"), health_timeout_s=options.pop("health_timeout"),
+        **options)
+    _launch(spec, force)
+
+
+def _launch(spec: Any, force: bool) -> None:
+    """Run in the foreground (exit with the supervisor's code) or detached (report and return)."""
+    run_dir = _run_dir()
+    if not spec.detached:
+        from .supervisor import Supervisor
+
+        raise SystemExit(Supervisor(spec, run_dir, force=force).run())
+    from .daemon import launch
+
+    outcome = launch(spec, run_dir, force)
+    for line in outcome.warnings:
+        output.warn(line)
+    if outcome.code == 0:
+        output.say(output.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
+        return
+    output.error(outcome.message, outcome.hint)
+    if outcome.log:
+        from .logs import tail
+
+        output.log_tail(outcome.log, tail(Path(outcome.log), 20))
+    raise SystemExit(outcome.code)
 
 
 @cli.command()
@@ -119,14 +164,13 @@ def stop(port: int, grace: Optional[float]) -> None:
 def restart(port: int, force: bool) -> None:
     """Stop the instance on PORT and start it again with its recorded command."""
     from . import instances
-    from .supervisor import Supervisor
 
     run_dir = _run_dir()
     record = run_dir.read_record(port)
     if record is None:
         raise PortctlError(*output.nothing_recorded(port))
     instances.stop(run_dir, port, notify=output.warn)
-    raise SystemExit(Supervisor(record.spec, run_dir, force=force).run())
+    _launch(record.spec, force)
 
 
 @cli.command()
@@ -136,17 +180,14 @@ def status(port: Optional[int], as_json: bool) -> None:
     """Every instance known in the run dir."""
     from . import instances
 
-    try:
-        rows = [s.to_dict() for s in instances.status(_run_dir(), port)]
-    except PortctlError:
-        if as_json:
-            output.emit_json([])
-        raise
+    rows = [s.to_dict() for s in instances.status(_run_dir(), port)]
     if as_json:
         output.emit_json(rows)
     else:
         output.table("portctl instances", ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "COMMAND"],
                      [output.status_row(r) for r in rows])
+    if port is not None and not any(r["state"] in instances.LIVE_STATES for r in rows):
+        raise NotRunning(*output.not_running(port))
 
 
 @cli.command()
@@ -188,6 +229,44 @@ def free(port: int, host: str, grace: float) -> None:
 
     if not instances.free(_run_dir(), port, host, grace, notify=output.say):
         output.say(output.nothing_holds(port))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--port", type=PORT, default=None, help="The instance on this port instead of NAME.")
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
+def logs(name: Optional[str], port: Optional[int], lines: int, follow: bool) -> None:
+    """Print (and follow) the log of a detached instance."""
+    from . import instances
+    from .logs import follow as follow_log, tail
+
+    path = instances.log_path(_run_dir(), name, port)
+    if not follow:
+        for line in tail(path, lines):
+            output.say(line)
+        return
+    try:
+        for line in follow_log(path, lines):
+            output.say(line)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
+def events(follow: bool, lines: int) -> None:
+    """Lifecycle events of the run dir's instances, as JSON lines."""
+    from .events import events_file
+    from .logs import follow as follow_log, tail
+
+    path = events_file(_run_dir().path)
+    try:
+        for line in (follow_log(path, lines) if follow else tail(path, lines)):
+            output.say(line)
+    except KeyboardInterrupt:
+        pass
 
 
 @cli.command(name="port")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import psutil
@@ -29,7 +30,7 @@ class Status:
     """One instance as ``status`` shows it."""
 
     port: int
-    state: str  # running | starting | stale | stopped
+    state: str  # a live supervisor's state (starting, running, unhealthy, backoff, stopping), or stale | fatal
     record: Optional[Record]
     pid: Optional[int]
 
@@ -44,33 +45,43 @@ class Status:
             "pid": self.pid,
             "child_pid": rec.child.pid if rec and rec.child else None,
             "started_at": rec.started_at if rec else None,
-            "uptime_s": _uptime(rec) if rec and self.state == "running" else None,
+            "uptime_s": _uptime(rec) if rec and self.state in LIVE_STATES else None,
             "command": list(spec.command) if spec else [],
             "run_dir": rec.run_dir if rec else None,
+            "detached": spec.detached if spec else None,
+            "restart": spec.restart if spec else None,
+            "restarts": rec.restarts if rec else 0,
+            "last_exit": rec.last_exit if rec else None,
+            "last_health": rec.last_health if rec else None,
+            "reason": rec.reason if rec else "",
+            "log": rec.log if rec else None,
         }
 
 
-def _uptime(rec: Record) -> float:
-    return round(max(0.0, time.time() - rec.supervisor.create_time), 3)
+LIVE_STATES = ("starting", "running", "unhealthy", "backoff", "stopping")
+
+
+def _uptime(rec: Record) -> Optional[float]:
+    """How long the current child has run (None while there is none)."""
+    if rec.child is None or rec.state == "backoff":
+        return None
+    return round(max(0.0, time.time() - rec.child.create_time), 3)
 
 
 def status(run_dir: RunDir, port: Optional[int] = None) -> list[Status]:
-    """Every instance with files in the run dir (or only ``port``; NotRunning if it is not live)."""
+    """Every instance with files in the run dir (or only ``port``), live, stale or fatal."""
     wanted = [port] if port is not None else run_dir.ports()
-    found = [_status(run_dir, p) for p in wanted]
-    if port is not None and found[0].state not in ("running", "starting"):
-        raise NotRunning(*output.not_running(port))
-    return [s for s in found if s.state != "stopped"]
+    return [s for s in (_status(run_dir, p) for p in wanted) if s.state != "stopped"]
 
 
 def _status(run_dir: RunDir, port: int) -> Status:
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
     if is_held(run_dir.lock_file(port)):
-        state = record.state if record and record.state == "starting" else "running"
+        state = record.state if record and record.state in LIVE_STATES else "starting"
         return Status(port, state, record, record.supervisor.pid if record else pid)
     if pid is None and record is None:
         return Status(port, "stopped", None, None)
-    return Status(port, "stale", record, pid)
+    return Status(port, "fatal" if record and record.state == "fatal" else "stale", record, pid)
 
 
 def find_by_name(run_dir: RunDir, name: str) -> Status:
@@ -79,6 +90,21 @@ def find_by_name(run_dir: RunDir, name: str) -> Status:
         if found.record and found.record.spec.name == name and found.state == "running":
             return found
     raise NotRunning(*output.no_such_instance(name))
+
+
+def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
+    """The log of instance ``name``, or of the instance on ``port``, or the only log there is."""
+    if name:
+        return run_dir.log_file(name)
+    if port is not None:
+        record = run_dir.read_record(port)
+        if record is None:
+            raise NotRunning(*output.no_log(f"port {port}"))
+        return Path(record.log) if record.log else run_dir.log_file(record.spec.name)
+    found = sorted(run_dir.log_file("x").parent.glob("*.log"))
+    if len(found) != 1:
+        raise PortctlError(*output.no_log("this run dir" if not found else "several instances: name one"))
+    return found[0]
 
 
 def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:

@@ -50,10 +50,6 @@ def bad_number(option: str, value: object) -> Msg:
     return f"invalid {option} {value!r}", "use a number of seconds >= 0"
 
 
-def detach_not_yet() -> Msg:
-    return "detached mode (-d) is not available yet", "run in the foreground, or under nohup"
-
-
 def already_running(port: int, pid: Optional[int]) -> Msg:
     who = f"pid {pid}" if pid else "another portctl"
     return (f"port {port} is already managed by a running portctl ({who})",
@@ -82,6 +78,35 @@ def bad_range(text: str) -> Msg:
 def no_such_instance(name: str) -> Msg:
     return (f"no running instance named {name!r} in this run dir",
             "see `portctl status`; names come from --name or the command")
+
+
+def too_many_restarts(count: int, window_s: float) -> str:
+    return f"gave up after {count} restarts within {window_s:g} s"
+
+
+def fatal(port: int, reason: str) -> str:
+    return f"instance on port {port} is fatal: {reason}; the port is released"
+
+
+def daemon_silent(code: Optional[int]) -> Msg:
+    how = "is still running" if code is None else f"exited with code {code}"
+    return f"the detached supervisor {how} without reporting", "see the log below"
+
+
+def stopped_before_ready() -> str:
+    return "the instance stopped before it served"
+
+
+def detached_ready(url: str, pid: Optional[int], child_pid: Optional[int], log: Optional[str]) -> str:
+    return f"portctl: serving {url} in the background (supervisor {pid}, child {child_pid}); log: {log}"
+
+
+def log_tail_header(path: str) -> str:
+    return f"--- last lines of {path} ---"
+
+
+def no_log(what: str) -> Msg:
+    return f"no log for {what}", "logs exist for detached instances (start -d)"
 
 
 def still_busy(port: int) -> Msg:
@@ -231,6 +256,12 @@ def who_report(port: int, holders: Sequence[dict[str, Any]]) -> None:
                      chain, owner, " ".join(" ".join(h["cmdline"]).split())[:70]])
     table(f"port {port}", ["PID", "NAME", "USER", "ADDRESS", "STARTED", "PARENTS", "PORTCTL", "COMMAND"], rows)
     say(free_hint(port))
+
+
+def log_tail(path: str, lines: Sequence[str]) -> None:
+    print(log_tail_header(path), file=sys.stderr)
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def fancy() -> bool:

@@ -32,13 +32,15 @@ class Record:
     started_at: str
     run_dir: str
     token: str
-    state: str
+    state: str  # starting | running | unhealthy | backoff | stopping | fatal
+    restarts: int = 0
+    last_exit: Optional[dict[str, Any]] = None  # {"code", "at", "reason"}
+    last_health: Optional[dict[str, Any]] = None  # {"ok", "latency_ms", "detail", "at"}
+    reason: str = ""  # why the state is what it is (fatal, unhealthy, restarting)
+    log: Optional[str] = None  # the child's log file (detached instances)
 
-    def with_child(self, child: ProcRef, state: str) -> Record:
-        return replace(self, child=child, state=state)
-
-    def with_state(self, state: str) -> Record:
-        return replace(self, state=state)
+    def updated(self, **changes: Any) -> Record:
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,11 @@ class Record:
             "run_dir": self.run_dir,
             "token": self.token,
             "state": self.state,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "last_health": self.last_health,
+            "reason": self.reason,
+            "log": self.log,
         }
 
     @classmethod
@@ -65,7 +72,18 @@ class Record:
             run_dir=str(data["run_dir"]),
             token=str(data["token"]),
             state=str(data["state"]),
+            restarts=int(data.get("restarts", 0)),
+            last_exit=_optional_dict(data.get("last_exit")),
+            last_health=_optional_dict(data.get("last_health")),
+            reason=str(data.get("reason", "")),
+            log=None if data.get("log") is None else str(data["log"]),
         )
+
+
+def _optional_dict(value: Any) -> Optional[dict[str, Any]]:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError("expected an object")
+    return value
 
 
 class RunDir:
@@ -82,6 +100,9 @@ class RunDir:
 
     def lock_file(self, port: int) -> Path:
         return self.path / f".server_{port}.lock"
+
+    def log_file(self, name: str) -> Path:
+        return self.path / ".portctl" / "logs" / f"{name}.log"
 
     def ports(self) -> list[int]:
         """Every port with any run file here, ascending."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping, Optional
+
+from .backoff import BackoffPolicy
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_GRACE_S = 5.0
 DEFAULT_READY_TIMEOUT_S = 30.0
+RESTART_MODES = ("no", "on-failure", "always")
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -22,7 +25,7 @@ def demo_command() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """A server to supervise: its name, address, command and stop/ready timings.
+    """A server to supervise: its name, address, command, and how to stop, probe and restart it.
 
     ``command`` may contain ``{port}`` and ``{host}``; they are substituted at launch.
     An empty command means the embedded demo app.
@@ -36,6 +39,15 @@ class ServerSpec:
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
     auto_port: bool = False  # any free port will do
     port_range: Optional[tuple[int, int]] = None  # candidates after ``port``
+    detached: bool = False
+    restart: str = "no"  # no | on-failure | always
+    health: str = ""  # "" = TCP accept; a path (/health) or a URL = HTTP 2xx
+    health_interval_s: float = 10.0
+    health_timeout_s: float = 1.0
+    health_failures: int = 3
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
 
     @property
     def dynamic(self) -> bool:
@@ -47,6 +59,8 @@ class ServerSpec:
             object.__setattr__(self, "command", demo_command())
         if not self.name:
             object.__setattr__(self, "name", derive_name(self.command))
+        if self.restart not in RESTART_MODES:
+            raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
 
     def argv(self) -> list[str]:
         """The command with ``{port}`` and ``{host}`` substituted (nothing else is touched)."""
@@ -76,20 +90,47 @@ class ServerSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerSpec:
-        """Rebuild a spec from a record; raises ValueError/TypeError on bad shapes."""
-        command = data.get("command")
-        if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+        """Rebuild a spec from a record; raises ValueError/TypeError on bad shapes.
+        Fields a record lacks (written by an older portctl) keep their defaults."""
+        defaults = cls(command=("x",))
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in data:
+                kwargs[f.name] = _typed(f.name, data[f.name], getattr(defaults, f.name))
+        if "port" not in kwargs or "command" not in kwargs:
+            raise KeyError("port and command are required")
+        return cls(**kwargs)
+
+
+def _typed(name: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of the field's default (records are untrusted)."""
+    if name == "command":
+        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
             raise ValueError("command must be a list of strings")
-        return cls(
-            port=_int(data["port"]),
-            host=str(data["host"]),
-            command=tuple(command),
-            name=str(data.get("name") or ""),
-            grace_s=float(data.get("grace_s", DEFAULT_GRACE_S)),
-            ready_timeout_s=float(data.get("ready_timeout_s", DEFAULT_READY_TIMEOUT_S)),
-            auto_port=bool(data.get("auto_port", False)),
-            port_range=_range(data.get("port_range")),
-        )
+        return tuple(value)
+    if name == "port_range":
+        if value is None:
+            return None
+        low, high = value
+        return (_int(low), _int(high))
+    if isinstance(default, BackoffPolicy):
+        if not isinstance(value, dict):
+            raise ValueError("backoff must be an object")
+        return BackoffPolicy(**{k: _typed(k, v, getattr(default, k)) for k, v in value.items()
+                                if hasattr(default, k)})
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a boolean")
+        return value
+    if isinstance(default, int):
+        return _int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string")
+    return value
 
 
 def derive_name(command: tuple[str, ...]) -> str:
@@ -100,13 +141,6 @@ def derive_name(command: tuple[str, ...]) -> str:
     interesting = [w for w in words if not w.startswith("python") and w not in ("uvicorn", "-m")]
     base = (interesting or words or ["server"])[0].split(":")[0]
     return _NAME_OK.sub("-", base).strip("-") or "server"
-
-
-def _range(value: Any) -> Optional[tuple[int, int]]:
-    if value is None:
-        return None
-    low, high = value
-    return (_int(low), _int(high))
 
 
 def _int(value: Any) -> int:

@@ -1,12 +1,14 @@
-"""The foreground supervisor: lock, check, launch, wait until ready, supervise, stop.
+"""The supervisor: lock, check, launch, wait until ready, supervise, restart, stop.
 
-Signal handlers only queue what happened; the loop acts. A second stop signal skips the
-grace period. The pid file, record and lock are kept true for the supervisor's whole life.
+Signal handlers, the child's waiter thread and the health prober only queue what happened;
+the loop acts. A second stop signal skips the grace period. The pid file, record, events and
+lock are kept true for the supervisor's whole life.
 """
 from __future__ import annotations
 
 import queue
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -17,7 +19,10 @@ from typing import Any, Callable, Iterator, Optional
 import psutil
 
 from . import _platform, instances, output, ports
+from .backoff import RestartTracker
 from .errors import AlreadyRunning, BadInput, ChildExited, NotReady, PortctlError, PortInUse
+from .events import EventLog
+from .health import HealthResult, Prober, health_url, probe
 from .identity import ProcRef
 from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
@@ -26,22 +31,33 @@ from .terminate import stop_tree
 
 VERIFY_FREE_S = 5.0
 PORT_ATTEMPTS = 3  # dynamic ports: candidates tried when the child loses the bind race
-Event = tuple[str, int]  # ("signal", signum) | ("exit", returncode)
+Event = tuple[str, Any]  # ("signal", signum) | ("exit", (pid, rc)) | ("health", HealthResult)
 
 
 class Supervisor:
-    """Runs one instance in the foreground; ``run()`` returns the exit code."""
+    """Runs one instance until it is stopped; ``run()`` returns the exit code.
+
+    ``on_ready`` is called once, when the instance first serves (detached mode's handshake).
+    """
 
     def __init__(self, spec: ServerSpec, run_dir: RunDir, *, force: bool = False,
                  notify: Callable[[str], None] = output.say,
-                 warn: Callable[[str], None] = output.warn) -> None:
+                 warn: Callable[[str], None] = output.warn,
+                 on_ready: Callable[[Record], None] = lambda record: None) -> None:
         self.spec, self.run_dir, self.force = spec, run_dir, force
-        self.notify, self.warn = notify, warn
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.notify, self.warn, self.on_ready = notify, warn, on_ready
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._pending: list[Event] = []
         self._record: Optional[Record] = None
+        self._child: Optional[subprocess.Popen[bytes]] = None
+        self._child_began = 0.0
+        self._health_failures = 0
+        self._prober: Optional[Prober] = None
+        self._tracker = RestartTracker(spec.backoff)
+        self._events = EventLog(run_dir.path)
+        self._log: Any = None  # logs.RotatingLog for detached instances
 
-    # ------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------ choosing the port
     def run(self) -> int:
         try:
             ports.resolve_host(self.spec.host)
@@ -75,18 +91,14 @@ class Supervisor:
         if not lock.acquire():
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
         try:
-            self._reclaim_stale()
+            instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
             self._check_port()
             _platform.become_subreaper()
             with self._signals():
-                return self._launch_and_supervise()
+                return self._serve()
         finally:
             self._remove_own_files()
             lock.release()
-
-    def _reclaim_stale(self) -> None:
-        """We hold the lock, so any pid file or record here is stale: never signal its pid."""
-        instances.drop_stale(self.run_dir, self.spec.port, notify=self.warn)
 
     def _check_port(self) -> None:
         spec = self.spec
@@ -98,109 +110,273 @@ class Supervisor:
         instances.free_port(spec.port, spec.host, spec.grace_s,
                             tokens=instances.tokens(self.run_dir), notify=self.warn)
 
-    def _launch_and_supervise(self) -> int:
+    # ------------------------------------------------------------ serving
+    def _serve(self) -> int:
         began = time.monotonic()
         me = psutil.Process()
+        log = str(self.run_dir.log_file(self.spec.name)) if self.spec.detached else None
         self._record = Record(self.spec, ProcRef.of(me), None, _now_iso(), str(self.run_dir.path),
-                              uuid.uuid4().hex, "starting")
-        self.run_dir.write_record(self._record)
+                              uuid.uuid4().hex, "starting", log=log)
+        self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
         try:
-            env = self.spec.child_env(self._record.token, str(self.run_dir.path))
-            child = _platform.spawn(self.spec.argv(), env, self.run_dir.path)
+            self._open_log()
+            self._spawn()
+            outcome = self._wait_ready(began)
+            if outcome == "timeout":
+                self._event("fatal", reason="not ready in time")
+                raise NotReady(*output.not_ready(self.spec.port, self.spec.ready_timeout_s))
+            if outcome == "event":
+                return self._first_start_failed()
+            self._serving(time.monotonic() - began)
+            return self._loop()
+        finally:
+            self._stop_child()
+            self._close_log()
+
+    def _spawn(self) -> None:
+        assert self._record is not None
+        env = self.spec.child_env(self._record.token, str(self.run_dir.path))
+        try:
+            child = _platform.spawn(self.spec.argv(), env, self.run_dir.path, capture=self._log is not None)
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
-        threading.Thread(target=self._wait_child, args=(child,), daemon=True).start()
-        try:
-            self._set_state("starting", ProcRef.of_pid(child.pid))
-            code = self._wait_ready(child, began)
-            if code is None:
-                code = self._supervise()
-            return code
-        finally:
-            self._stop_children(child.pid)
+        self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
+        if self._log is not None:
+            from .logs import pump
 
-    def _wait_child(self, child: Any) -> None:
-        self._events.put(("exit", child.wait()))
+            for stream in (child.stdout, child.stderr):
+                threading.Thread(target=pump, args=(stream, self._log), daemon=True).start()
+        threading.Thread(target=lambda: self._queue.put(("exit", (child.pid, child.wait()))),
+                         daemon=True).start()
+        self._update(child=ProcRef.of_pid(child.pid), state="starting")
+        self._event("started")
 
-    def _wait_ready(self, child: Any, began: float) -> Optional[int]:
-        """None once ready; an exit code if a stop signal came first."""
+    def _wait_ready(self, began: float) -> str:
+        """"ready" once the child serves (TCP accept, or HTTP 2xx with --health), "event" when
+        an exit or a stop signal came first, "timeout" at the deadline."""
         spec = self.spec
         deadline = began + spec.ready_timeout_s
-        if not ports.wait_accepting(spec.host, spec.port, deadline, abort=self._has_event):
-            event = self._take_event(block=False)
-            if event is None:
-                raise NotReady(*output.not_ready(spec.port, spec.ready_timeout_s))
-            if event[0] == "exit":
-                self._diagnose_bind_failure()
-                code = _exit_code(event[1])
-                raise ChildExited(*output.exited_early(code), code=code) if code else \
-                    ChildExited(*output.exited_zero_early(), code=1)
-            self.notify(output.stopping(spec.port, signal.Signals(event[1]).name))
-            return 0
-        self._set_state("running")
-        url = f"http://{_url_host(spec.host)}:{spec.port}"
-        self.notify(output.ready(url, psutil.Process().pid, child.pid, time.monotonic() - began))
-        return None
+        if spec.health:
+            url = health_url(spec.health, spec.host, spec.port)
+            ready = ports.wait_until(lambda: probe(url, spec.health_timeout_s).ok, deadline,
+                                     abort=self._has_event)
+        else:
+            ready = ports.wait_accepting(spec.host, spec.port, deadline, abort=self._has_event)
+        if ready:
+            return "ready"
+        return "event" if self._has_event() else "timeout"
 
-    def _diagnose_bind_failure(self) -> None:
-        """The child died before listening: if another process took the port meanwhile, say so."""
-        spec = self.spec
-        mine = {p.pid for p in psutil.Process().children(recursive=True)}
-        holders = [h for h in ports.holders(spec.port) if h.pid not in mine]
-        if holders:
-            raise PortInUse(*output.port_in_use(spec.port, holders), holders=tuple(holders))
+    def _first_start_failed(self) -> int:
+        """Before it ever served, the child exited or we were told to stop."""
+        kind, value = next(e for e in self._pending if e[0] != "health")
+        if kind == "signal":
+            return self._shutdown(signal.Signals(value).name)
+        code = _exit_code(value[1])
+        self._event("exited", code=code)
+        self._diagnose_bind_failure()
+        if code:
+            raise ChildExited(*output.exited_early(code), code=code)
+        raise ChildExited(*output.exited_zero_early(), code=1)
 
-    def _supervise(self) -> int:
+    def _serving(self, elapsed_s: float) -> None:
+        assert self._record is not None and self._child is not None
+        self._update(state="running", reason="")
+        self._event("ready", elapsed_ms=round(elapsed_s * 1000, 1))
+        url = output.instance_url(self.spec.host, self.spec.port)
+        self.notify(output.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
+        self.on_ready(self._record)
+        if self.spec.health and self._prober is None:
+            self._prober = Prober(health_url(self.spec.health, self.spec.host, self.spec.port),
+                                  self.spec.health_interval_s, self.spec.health_timeout_s,
+                                  lambda result: self._queue.put(("health", result)))
+            self._prober.start()
+
+    # ------------------------------------------------------------ the loop
+    def _loop(self) -> int:
         while True:
             kind, value = self._take_event(block=True)  # type: ignore[misc]
-            if kind == "exit":
-                code = _exit_code(value)
-                self.warn(output.exited(code)[0])
+            if kind == "signal":
+                return self._shutdown(signal.Signals(value).name)
+            if kind == "health":
+                code = self._on_health(value)
+            elif self._child is not None and value[0] == self._child.pid:
+                code = self._on_exit(_exit_code(value[1]))
+            else:
+                code = None  # the exit of a child we already replaced
+            if code is not None:
                 return code
-            self.notify(output.stopping(self.spec.port, signal.Signals(value).name))
-            return 0
 
-    def _stop_children(self, leader: int) -> None:
+    def _on_exit(self, code: int) -> Optional[int]:
+        self._event("exited", code=code)
+        self._child = None
+        self._update(last_exit={"code": code, "at": _now_iso(), "reason": "exited"})
+        wanted = self.spec.restart == "always" or (self.spec.restart == "on-failure" and code != 0)
+        if not wanted:
+            self.warn(output.exited(code)[0])
+            return code
+        return self._restart(f"exited with code {code}")
+
+    def _on_health(self, result: HealthResult) -> Optional[int]:
+        assert self._record is not None
+        if self._record.state not in ("running", "unhealthy"):
+            return None  # a probe of a child that is restarting says nothing new
+        health = {"ok": result.ok, "latency_ms": result.latency_ms, "detail": result.detail, "at": _now_iso()}
+        self._update(last_health=health)
+        if result.ok:
+            if self._health_failures:
+                self._health_failures = 0
+                self._update(state="running", reason="")
+                self._event("health_ok", latency_ms=result.latency_ms)
+            return None
+        self._health_failures += 1
+        self._event("health_failed", failures=self._health_failures, detail=result.detail)
+        if self._health_failures < self.spec.health_failures:
+            return None
+        reason = f"{self._health_failures} failed health checks ({result.detail})"
+        if self.spec.restart == "no":
+            self._update(state="unhealthy", reason=reason)
+            return None
+        self._stop_child()
+        self._update(last_exit={"code": None, "at": _now_iso(), "reason": reason})
+        return self._restart(reason)
+
+    def _restart(self, reason: str) -> Optional[int]:
+        """Back off, then start the child again; an exit code when we must give up instead."""
+        conflict = self._port_conflict()
+        if conflict:
+            return self._fatal(conflict, event="port_conflict")
+        uptime = time.monotonic() - self._child_began
+        delay = self._tracker.next_delay(time.monotonic(), uptime)
+        if delay is None:
+            policy = self.spec.backoff
+            return self._fatal(output.too_many_restarts(policy.max_restarts, policy.window_s))
+        self._update(state="backoff", reason=reason, restarts=self._tracker.restarts)
+        self._event("restarting", reason=reason, delay_s=round(delay, 3), restarts=self._tracker.restarts)
+        stop = self._sleep(delay)
+        if stop is not None:
+            return self._shutdown(signal.Signals(stop[1]).name)
+        began = time.monotonic()
+        self._spawn()
+        outcome = self._wait_ready(began)
+        if outcome == "timeout":
+            self._stop_child()
+            return self._restart("not ready in time")
+        if outcome == "ready":
+            self._update(state="running", reason="")
+            self._event("ready", elapsed_ms=round((time.monotonic() - began) * 1000, 1))
+        return None  # on "event", an exit or a signal is pending: the loop handles it
+
+    def _port_conflict(self) -> str:
+        """If a process outside our tree holds the port, the child cannot bind: name it.
+        Our own verified orphans are reclaimed instead (the port comes back)."""
+        holders = self._foreign_holders()
+        if not holders:
+            return ""
+        assert self._record is not None
+        if instances.reclaim_orphans(self._record, notify=self.warn) and not self._foreign_holders():
+            return ""
+        return output.port_in_use(self.spec.port, holders)[0]
+
+    def _foreign_holders(self) -> list[ports.Holder]:
+        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+        return [h for h in ports.holders(self.spec.port) if h.pid not in mine]
+
+    def _diagnose_bind_failure(self) -> None:
+        """The child died before listening: if another process holds the port, say so (exit 4)."""
+        holders = self._foreign_holders()
+        if holders:
+            self._event("port_conflict", holders=[h.pid for h in holders])
+            raise PortInUse(*output.port_in_use(self.spec.port, holders), holders=tuple(holders))
+
+    def _fatal(self, reason: str, event: str = "fatal") -> int:
+        self._update(state="fatal", reason=reason)
+        if event != "fatal":
+            self._event(event, reason=reason)
+        self._event("fatal", reason=reason)
+        self.warn(output.fatal(self.spec.port, reason))
+        return 1
+
+    def _shutdown(self, why: str) -> int:
+        self.notify(output.stopping(self.spec.port, why))
+        self._update(state="stopping", reason=why)
+        self._event("stopping", reason=why)
+        self._stop_child()
+        self._event("stopped")
+        return 0
+
+    def _stop_child(self) -> None:
         """Stop the child's whole tree (group, left-the-group descendants, adopted orphans)."""
+        leader = self._child.pid if self._child is not None else None
+        self._child = None
         roots = psutil.Process().children()
         stop_tree(roots, self.spec.grace_s, group_leader=leader, hurry=self._second_signal)
-        _platform.reap_adopted(exclude=leader)
+        _platform.reap_adopted(exclude=-1)
         ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
 
     # ------------------------------------------------------------ events
     @contextmanager
     def _signals(self) -> Iterator[None]:
         def record(signum: int, _frame: object) -> None:
-            self._events.put(("signal", signum))
+            self._queue.put(("signal", signum))
 
         previous = {sig: signal.signal(sig, record) for sig in _platform.STOP_SIGNALS}
         try:
             yield
         finally:
+            if self._prober is not None:
+                self._prober.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _take_event(self, block: bool) -> Optional[Event]:
+    def _take_event(self, block: bool, timeout_s: Optional[float] = None) -> Optional[Event]:
+        """The next event; with ``block``, wait (up to ``timeout_s``, None = for ever)."""
         if self._pending:
             return self._pending.pop(0)
+        wake = _platform.WAKE_INTERVAL_S
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = left if wake is None else (wake if left is None else min(wake, left))
             try:
-                return self._events.get(block=block, timeout=_platform.WAKE_INTERVAL_S if block else None)
+                return self._queue.get(block=block, timeout=step if block else None)
             except queue.Empty:
                 if _platform.stop_requested(self.run_dir.path, self.spec.port):
                     return ("signal", int(signal.SIGTERM))
-                if not block:
+                if not block or (deadline is not None and time.monotonic() >= deadline):
                     return None
 
+    def _sleep(self, seconds: float) -> Optional[Event]:
+        """Wait out a backoff delay; only a stop signal (returned) cuts it short. Other
+        events are kept, in order, for the loop."""
+        deadline = time.monotonic() + seconds
+        kept: list[Event] = []
+        try:
+            while time.monotonic() < deadline:
+                event = self._take_event(block=True, timeout_s=deadline - time.monotonic())
+                if event is None:
+                    return None
+                if event[0] == "signal":
+                    return event
+                kept.append(event)
+            return None
+        finally:
+            self._pending[:0] = kept
+
     def _has_event(self) -> bool:
-        event = self._take_event(block=False)
-        if event is not None:
-            self._pending.append(event)
-        return event is not None
+        """Moves whatever has happened into the pending list; True if it holds an exit or a
+        stop request (health results do not count)."""
+        while True:
+            try:
+                self._pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if _platform.stop_requested(self.run_dir.path, self.spec.port):
+            self._pending.append(("signal", int(signal.SIGTERM)))
+        return any(kind != "health" for kind, _ in self._pending)
 
     def _second_signal(self) -> bool:
-        """During a stop: has another stop signal arrived? (The child's exit is not one.)"""
+        """During a stop: has another stop signal arrived? (Exits and probes are not one.)"""
         while True:
             event = self._take_event(block=False)
             if event is None:
@@ -208,16 +384,44 @@ class Supervisor:
             if event[0] == "signal":
                 return True
 
-    # ------------------------------------------------------------ run files
-    def _set_state(self, state: str, child: Optional[ProcRef] = None) -> None:
+    def _event(self, kind: str, **fields: Any) -> None:
+        child = self._child.pid if self._child is not None else None
+        pid = self._record.supervisor.pid if self._record else None
+        self._events.emit(kind, name=self.spec.name, port=self.spec.port, pid=pid, child_pid=child, **fields)
+        if self._log is not None:
+            details = " ".join(f"{k}={v}" for k, v in fields.items())
+            self._log.lifecycle(f"{kind} {details}".strip())
+
+    # ------------------------------------------------------------ run files and logs
+    def _update(self, **changes: Any) -> None:
         assert self._record is not None
-        self._record = self._record.with_child(child, state) if child else self._record.with_state(state)
+        self._record = self._record.updated(**changes)
+        self._write_record()
+
+    def _write_record(self) -> None:
+        assert self._record is not None
         self.run_dir.write_record(self._record)
 
     def _remove_own_files(self) -> None:
-        """We still hold the lock, so this port's pid file and record are ours to remove."""
-        if self._record is not None:
+        """We still hold the lock, so this port's files are ours. A fatal record stays, so
+        `status` can say why; the next start or `clean` removes it."""
+        if self._record is None:
+            return
+        if self._record.state == "fatal":
+            self.run_dir.pid_file(self.spec.port).unlink(missing_ok=True)
+        else:
             self.run_dir.remove(self.spec.port)
+
+    def _open_log(self) -> None:
+        if self.spec.detached:
+            from .logs import RotatingLog
+
+            self._log = RotatingLog(self.run_dir.log_file(self.spec.name), self.spec.log_max_bytes,
+                                    self.spec.log_backups)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
 
 
 def _exit_code(returncode: int) -> int:
@@ -227,8 +431,3 @@ def _exit_code(returncode: int) -> int:
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _url_host(host: str) -> str:
-    host = ports.connect_host(host)
-    return f"[{host}]" if ":" in host else host

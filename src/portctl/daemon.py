@@ -1,0 +1,117 @@
+"""Detached mode. ``launch`` starts ``python -m portctl.daemon`` in the background (new session
+on POSIX; detached, new process group on Windows), hands it the spec on stdin, and waits for
+one JSON line on its stdout: ready (pids, URL, log) or failed (exit code, reason). The daemon
+side runs the ordinary Supervisor with its output going to the instance's log."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from . import output
+from .errors import PortctlError
+from .runfiles import Record, RunDir
+from .spec import ServerSpec
+
+HANDSHAKE_MARGIN_S = 15.0  # beyond ready timeout + grace: the daemon always answers first
+
+
+@dataclass
+class Outcome:
+    """What the daemon reported: ``code`` 0 means it serves."""
+
+    code: int
+    message: str = ""
+    hint: str = ""
+    url: str = ""
+    pid: Optional[int] = None
+    child_pid: Optional[int] = None
+    log: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
+    """Start a detached supervisor for ``spec``; return once it serves or has failed."""
+    from . import _platform
+
+    argv = [sys.executable, "-m", "portctl.daemon", str(run_dir.path)] + (["--force"] if force else [])
+    proc = _platform.spawn_detached(argv, run_dir.path)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(spec.to_dict()).encode())
+    proc.stdin.close()
+    answer: list[bytes] = []
+    reader = threading.Thread(target=lambda: answer.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(spec.ready_timeout_s + spec.grace_s + HANDSHAKE_MARGIN_S)
+    try:
+        data = json.loads(answer[0]) if answer and answer[0] else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        code = proc.poll()
+        return Outcome(1, *output.daemon_silent(code), log=str(run_dir.log_file(spec.name)))
+    return Outcome(**{k: v for k, v in data.items() if k in Outcome.__dataclass_fields__})
+
+
+class _Handshake:
+    """The daemon's side: one JSON line on the original stdout, then stdout goes to /dev/null."""
+
+    def __init__(self) -> None:
+        self._out = os.fdopen(os.dup(1), "w")
+        self.sent = False
+        self.warnings: list[str] = []
+        _to_devnull(1, 2)
+
+    def send(self, **data: Any) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        self._out.write(json.dumps({**data, "warnings": self.warnings}) + "\n")
+        self._out.close()
+
+    def ready(self, record: Record) -> None:
+        assert record.child is not None
+        self.send(code=0, url=output.instance_url(record.spec.host, record.spec.port),
+                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log)
+
+    def note(self, line: str) -> None:
+        if not self.sent:
+            self.warnings.append(line)
+
+
+def _to_devnull(*fds: int) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in fds:
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m portctl.daemon RUN_DIR [--force]`` with the spec as JSON on stdin."""
+    from .supervisor import Supervisor
+
+    args = sys.argv[1:] if argv is None else argv
+    spec = ServerSpec.from_dict(json.loads(sys.stdin.read()))
+    _to_devnull(0)
+    handshake = _Handshake()
+    record_log = str(RunDir(Path(args[0])).log_file(spec.name))
+    try:
+        supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
+                                notify=handshake.note, warn=handshake.note, on_ready=handshake.ready)
+        code = supervisor.run()
+    except PortctlError as exc:
+        handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint, log=record_log)
+        return exc.exit_code
+    except BaseException as exc:  # the parent must hear something, whatever happened
+        handshake.send(code=1, message=f"supervisor failed: {exc!r}", log=record_log)
+        raise
+    handshake.send(code=code or 1, message=output.stopped_before_ready(), log=record_log)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
