@@ -65,6 +65,6 @@ class PermissionDenied(PortctlError):
 class ChildExited(PortctlError):
     """A foreground child ended on its own; portctl exits with its code."""
 
-    def __init__(self, message: str, code: int, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", *, code: int) -> None:
         super().__init__(message, hint)
         self.exit_code = code
