@@ -162,15 +162,15 @@ def stop(port: int, grace: Optional[float]) -> None:
 @click.option("--port", type=PORT, default=8000, show_default=True)
 @click.option("--force", is_flag=True, help="Also free the port from whatever holds it.")
 def restart(port: int, force: bool) -> None:
-    """Stop the instance on PORT and start it again with its recorded command."""
+    """Stop the instance on PORT (if it runs) and start it again with its recorded command."""
     from . import instances
 
     run_dir = _run_dir()
-    record = run_dir.read_record(port)
-    if record is None:
+    spec = run_dir.read_spec(port)
+    if spec is None:
         raise PortctlError(*output.nothing_recorded(port))
     instances.stop(run_dir, port, notify=output.warn)
-    _launch(record.spec, force)
+    _launch(spec, force)
 
 
 @cli.command()

@@ -83,6 +83,10 @@ class _Handshake:
             self.warnings.append(line)
 
 
+def _ignore(line: str) -> None:
+    """Progress lines: the parent prints its own; the log gets the lifecycle events."""
+
+
 def _to_devnull(*fds: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in fds:
@@ -101,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     record_log = str(RunDir(Path(args[0])).log_file(spec.name))
     try:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
-                                notify=handshake.note, warn=handshake.note, on_ready=handshake.ready)
+                                notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
         code = supervisor.run()
     except PortctlError as exc:
         handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint, log=record_log)

@@ -101,6 +101,27 @@ class RunDir:
     def lock_file(self, port: int) -> Path:
         return self.path / f".server_{port}.lock"
 
+    def spec_file(self, port: int) -> Path:
+        """The last spec started on ``port``: outlives the instance, so `restart` works after `stop`."""
+        return self.path / ".portctl" / "specs" / f"{port}.json"
+
+    def write_spec(self, spec: ServerSpec) -> None:
+        path = self.spec_file(spec.port)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n")
+
+    def read_spec(self, port: int) -> Optional[ServerSpec]:
+        """The spec last started on ``port``: from the live record, else the saved spec."""
+        record = self.read_record(port)
+        if record is not None:
+            return record.spec
+        raw = _read_small(self.spec_file(port))
+        try:
+            spec = ServerSpec.from_dict(json.loads(raw)) if raw else None
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
+            return None
+        return spec if spec is not None and spec.port == port else None
+
     def log_file(self, name: str) -> Path:
         return self.path / ".portctl" / "logs" / f"{name}.log"
 

@@ -119,6 +119,7 @@ class Supervisor:
                               uuid.uuid4().hex, "starting", log=log)
         self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
+        self.run_dir.write_spec(self.spec)
         try:
             self._open_log()
             self._spawn()

@@ -1,0 +1,163 @@
+"""Instance logs: a size-rotated file the supervisor's pump threads append to, and the reader
+side (`tail`, `follow`) for ``portctl logs``.
+
+Rotation renames ``name.log`` -> ``name.log.1`` -> ... -> ``name.log.<backups>`` (the oldest
+is dropped). On Windows a rename fails while a reader holds the file open; rotation then
+retries on the next write (the file grows a little past its limit until the reader lets go).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Optional
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+_CHUNK = 65536
+
+
+class RotatingLog:
+    """Thread-safe, append-only, unbuffered; rotates before a write that would pass ``max_bytes``."""
+
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
+        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: Optional[int] = self._open()
+        self._size = os.fstat(self._fd).st_size
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self._fd is None:
+                return
+            if self._size and self._size + len(data) > self.max_bytes:
+                self._rotate()
+            os.write(self._fd, data)
+            self._size += len(data)
+
+    def lifecycle(self, text: str) -> None:
+        """One supervisor line, marked apart from the child's output."""
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self.write(f"[portctl {stamp}] {text}\n".encode())
+
+    def _rotate(self) -> None:
+        try:
+            for index in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        except OSError:
+            return  # a reader holds the file (Windows): try again on the next write
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd, self._size = self._open(), 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def pump(stream: Optional[BinaryIO], log: RotatingLog) -> None:
+    """Copy a child's pipe into ``log`` until EOF; blocking reads, so no cost while idle."""
+    if stream is None:
+        return
+    fd = stream.fileno()
+    try:
+        while True:
+            chunk = os.read(fd, _CHUNK)
+            if not chunk:
+                return
+            log.write(chunk)
+    except OSError:
+        return
+    finally:
+        stream.close()
+
+
+def tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines, reaching into ``path.1`` when the current file has fewer."""
+    if lines <= 0:
+        return []
+    found = _tail_one(path, lines)
+    if len(found) < lines:
+        found = _tail_one(path.with_name(f"{path.name}.1"), lines - len(found)) + found
+    return found
+
+
+def _tail_one(path: Path, lines: int) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            block, data = 8192, b""
+            while end > 0 and data.count(b"\n") <= lines:
+                start = max(0, end - block)
+                fh.seek(start)
+                data = fh.read(end - start) + data
+                end = start
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return text[-lines:]
+
+
+def follow(path: Path, lines: int = 10, *, poll_s: float = 0.1,
+           stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    """The last ``lines`` lines, then each new line as it is written, until ``stop()``.
+    Survives rotation (finishes the old file, then reads the new one from its start) and
+    truncation (starts over); a missing file is waited for."""
+    yield from tail(path, lines)
+    fh, ident = _open_at_end(path)
+    pending = b""
+    try:
+        while not stop():
+            chunk = fh.read() if fh else b""
+            if chunk:
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                yield from (line.decode("utf-8", errors="replace") for line in complete)
+                continue
+            fh, ident, pending = _reopen_if_replaced(path, fh, ident, pending)
+            if fh is None or not chunk:
+                time.sleep(poll_s)
+    finally:
+        if fh:
+            fh.close()
+
+
+def _open_at_end(path: Path) -> tuple[Optional[BinaryIO], Optional[tuple[int, int]]]:
+    try:
+        fh = open(path, "rb")
+    except OSError:
+        return None, None
+    fh.seek(0, os.SEEK_END)
+    st = os.fstat(fh.fileno())
+    return fh, (st.st_dev, st.st_ino)
+
+
+def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tuple[int, int]],
+                        pending: bytes) -> tuple[Optional[BinaryIO], Optional[tuple[int, int]], bytes]:
+    """After a read found nothing new: switch to a new file at ``path``, or rewind a truncated one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return fh, ident, pending
+    if fh is not None and (st.st_dev, st.st_ino) == ident:
+        if st.st_size < fh.tell():
+            fh.seek(0)  # truncated in place
+        return fh, ident, pending
+    if fh is not None:
+        fh.close()
+    try:
+        fh = open(path, "rb")
+    except OSError:
+        return None, None, pending
+    return fh, (st.st_dev, st.st_ino), b""

@@ -1,0 +1,192 @@
+"""End to end: detached mode, logs, health checks, restarts with backoff, events."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import Portctl, accepts, app, finish, unused_port, wait_port_refusing, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def record(portctl: Portctl, port: int) -> dict:  # type: ignore[type-arg]
+    try:
+        return json.loads(portctl.record_file(port).read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return {}
+
+
+def events(portctl: Portctl) -> list[dict]:  # type: ignore[type-arg]
+    path = portctl.run_dir / ".portctl" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def kinds(portctl: Portctl, port: int) -> list[str]:
+    return [e["event"] for e in events(portctl) if e["port"] == port]
+
+
+def start_detached(portctl: Portctl, port: int, *args: str) -> dict:  # type: ignore[type-arg]
+    result = portctl.run("start", "-d", "--port", str(port), *args)
+    assert result.returncode == 0, result.stderr
+    assert f"http://127.0.0.1:{port}" in result.stdout and ".log" in result.stdout
+    assert accepts(port)
+    return record(portctl, port)
+
+
+def stop(portctl: Portctl, port: int) -> None:
+    assert portctl.run("stop", "--port", str(port)).returncode == 0
+    assert not accepts(port)
+
+
+def test_detached_round_trip(portctl: Portctl) -> None:
+    port = unused_port()
+    rec = start_detached(portctl, port, "--name", "api")
+    assert rec["detached"] is True and rec["restart"] == "on-failure"
+    supervisor = psutil.Process(rec["supervisor"]["pid"])
+    assert supervisor.ppid() != os.getpid()  # really in the background
+    status = json.loads(portctl.run("status", "--json").stdout)
+    assert status[0]["state"] == "running" and status[0]["detached"] is True
+    assert portctl.run("port", "api").stdout.strip() == str(port)
+    again = portctl.run("start", "-d", "--port", str(port))
+    assert again.returncode == 6
+    stop(portctl, port)
+    wait_until(lambda: not supervisor.is_running() or supervisor.status() == psutil.STATUS_ZOMBIE,
+               what="the supervisor to exit")
+    assert kinds(portctl, port) == ["started", "ready", "stopping", "stopped"]
+
+
+def test_detached_restart_keeps_it_detached(portctl: Portctl) -> None:
+    port = unused_port()
+    first = start_detached(portctl, port)
+    result = portctl.run("restart", "--port", str(port))
+    assert result.returncode == 0, result.stderr
+    second = record(portctl, port)
+    assert second["detached"] and second["supervisor"]["pid"] != first["supervisor"]["pid"]
+    assert accepts(port)
+    stop(portctl, port)
+
+
+def test_restart_force_with_a_foreign_holder(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
+    port = unused_port()
+    start_detached(portctl, port)
+    stop(portctl, port)
+    holder = spawn(app("listener", port))
+    wait_until(lambda: accepts(port), what="the foreign listener")
+    assert portctl.run("restart", "--port", str(port)).returncode == 4
+    result = portctl.run("restart", "--port", str(port), "--force")
+    assert result.returncode == 0, result.stderr
+    assert holder.wait(timeout=30) is not None and accepts(port)
+    stop(portctl, port)
+
+
+def test_detached_failure_reports_code_and_log_tail(portctl: Portctl) -> None:
+    port = unused_port()
+    result = portctl.run("start", "-d", "--port", str(port), "--ready-timeout", "1", "--grace", "0.5",
+                         "--", *app("flaky", 1, "--log-lines", "3"))  # listens on the wrong port
+    assert result.returncode == 7
+    assert "flaky line 2" in result.stderr and "flaky error stream" in result.stderr
+    assert not portctl.pid_file(port).exists() and not portctl.lock_held(port)
+
+
+def test_detached_child_exit_before_ready(portctl: Portctl) -> None:
+    port = unused_port()
+    result = portctl.run("start", "-d", "--port", str(port), "--", *app("exiter", 5))
+    assert result.returncode == 5 and "code 5" in result.stderr
+    assert not portctl.lock_held(port)
+
+
+def test_logs_written_rotated_and_printed(portctl: Portctl) -> None:
+    port = unused_port()
+    start_detached(portctl, port, "--name", "chatty", "--log-max-bytes", "1024", "--log-backups", "2",
+                   "--", *app("flaky", "{port}", "--log-lines", "200"))
+    log = portctl.run_dir / ".portctl" / "logs" / "chatty.log"
+    wait_until(lambda: log.with_name("chatty.log.2").exists(), what="two rotations")
+    assert not log.with_name("chatty.log.3").exists()
+    wait_until(lambda: "flaky error stream" in portctl.run("logs", "chatty", "-n", "400").stdout,
+               what="stderr in the log")
+    tail = portctl.run("logs", "--port", str(port), "-n", "3").stdout.splitlines()
+    assert len(tail) == 3
+    stop(portctl, port)
+    assert "[portctl " in log.read_text()  # lifecycle lines, marked apart
+
+
+def test_crash_loop_backs_off_then_goes_fatal(portctl: Portctl) -> None:
+    port = unused_port()
+    proc = portctl.start("--port", str(port), "--restart", "on-failure", "--backoff-initial", "0.05",
+                         "--max-restarts", "3", "--",
+                         *app("flaky", "{port}", "--exit-after", "0.3", "--exit-code", "3"))
+    code, _, err = finish(proc, sig=0, timeout=60)
+    assert code == 1 and "fatal" in err
+    seq = kinds(portctl, port)
+    assert seq.count("restarting") == 3 and seq.count("exited") == 4 and seq[-1] == "fatal"
+    delays = [e["delay_s"] for e in events(portctl) if e["event"] == "restarting"]
+    assert delays[0] < 0.01 and 0.04 < delays[1] < 0.06 and 0.09 < delays[2] < 0.11
+    status = json.loads(portctl.run("status", "--json").stdout)
+    assert status[0]["state"] == "fatal" and "3 restarts" in status[0]["reason"]
+    assert not accepts(port) and not portctl.lock_held(port)
+
+
+def test_crash_is_restarted_and_serves_again(portctl: Portctl) -> None:
+    port = unused_port()
+    rec = start_detached(portctl, port)
+    child = psutil.Process(rec["child"]["pid"])
+    child.kill()
+    wait_until(lambda: record(portctl, port).get("restarts") == 1 and accepts(port)
+               and record(portctl, port)["state"] == "running", what="the restart")
+    assert record(portctl, port)["last_exit"]["code"] == 128 + signal.SIGKILL
+    stop(portctl, port)
+
+
+def test_failing_health_restarts_the_child(portctl: Portctl) -> None:
+    port = unused_port()
+    rec = start_detached(portctl, port, "--health", "/health", "--health-interval", "0.2",
+                         "--health-failures", "2", "--backoff-initial", "0.05",
+                         "--", *app("flaky", "{port}", "--fail-after", "0.5"))
+    first_child = rec["child"]["pid"]
+    wait_until(lambda: record(portctl, port).get("restarts", 0) >= 1, what="a health restart")
+    seq = kinds(portctl, port)
+    assert seq.count("health_failed") >= 2 and "restarting" in seq
+    wait_until(lambda: record(portctl, port)["child"]["pid"] != first_child, what="a new child")
+    assert record(portctl, port)["last_health"]["ok"] is False
+    stop(portctl, port)
+
+
+def test_health_readiness_requires_2xx(portctl: Portctl) -> None:
+    port = unused_port()
+    result = portctl.run("start", "-d", "--port", str(port), "--health", "/health", "--ready-timeout", "2",
+                         "--grace", "0.5", "--", *app("flaky", "{port}", "--fail-after", "0.001"))
+    assert result.returncode == 7
+
+
+def test_bind_failure_is_diagnosed(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
+    port, holder_port = unused_port(), unused_port()
+    holder = spawn(app("listener", holder_port))
+    wait_until(lambda: accepts(holder_port), what="the foreign listener")
+    # the child is told to bind a port someone else holds: it dies, and portctl names the holder
+    result = portctl.run("start", "--port", str(holder_port), "--", *app("flaky", holder_port))
+    assert result.returncode == 4 and str(holder.pid) in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX")
+def test_detached_supervisor_killed_then_next_start_reclaims(portctl: Portctl) -> None:
+    port = unused_port()
+    rec = start_detached(portctl, port)
+    os.kill(rec["supervisor"]["pid"], signal.SIGKILL)
+    wait_port_refusing(port, timeout=10)  # PR_SET_PDEATHSIG took the child
+    result = portctl.run("start", "-d", "--port", str(port))
+    assert result.returncode == 0 and "stale" in result.stderr
+    stop(portctl, port)
+
+
+def test_events_command_prints_json_lines(portctl: Portctl) -> None:
+    port = unused_port()
+    start_detached(portctl, port)
+    stop(portctl, port)
+    lines = portctl.run("events", "-n", "10").stdout.splitlines()
+    assert [json.loads(line)["event"] for line in lines][-2:] == ["stopping", "stopped"]
