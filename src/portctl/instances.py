@@ -10,7 +10,7 @@ import psutil
 
 from . import _platform, output, policy, ports
 from .errors import NotRunning, PortctlError, PortInUse
-from .identity import resolve
+from .identity import is_alive, resolve
 from .lock import is_held, remove_if_free
 from .runfiles import Record, RunDir
 from .terminate import stop_tree
@@ -135,6 +135,7 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     if not ports.wait_until(lambda: not is_held(lock), deadline):
         raise PortctlError(*output.stop_timeout(port, grace + STOP_MARGIN_S))
     ports.wait_refusing(record.spec.host, port, deadline)
+    ports.wait_until(lambda: not is_alive(supervisor), deadline)  # it only has to exit now
     return True
 
 
