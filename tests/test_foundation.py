@@ -267,3 +267,28 @@ def test_clean_removes_stale_files_and_dry_run_keeps_them(portctl: Portctl) -> N
     assert dry.returncode == 0 and "would remove" in dry.stdout and portctl.pid_file(port).exists()
     assert portctl.run("clean").returncode == 0
     assert list(portctl.run_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", [["--workers", "2"], ["--reload"]])
+def test_uvicorn_workers_and_reloader_leave_no_survivor(portctl: Portctl, tmp_path: Path, mode: list[str]) -> None:
+    port = unused_port()
+    uvicorn = [sys.executable, "-m", "uvicorn", "portctl.demo:app", "--port", "{port}", *mode]
+    if "--reload" in mode:
+        uvicorn += ["--reload-dir", str(tmp_path)]
+    proc = started(portctl, port, "--", *uvicorn)
+    from portctl.ports import holders
+
+    wait_until(lambda: len({h.pid for h in holders(port)}) >= 2, what="uvicorn's workers")
+    tree = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
+    assert len(tree) >= 3
+    assert portctl.run("stop", "--port", str(port)).returncode == 0
+    assert finish(proc, sig=0)[0] == 0
+    assert holders(port) == [] and not accepts(port)
+
+    def gone(p: psutil.Process) -> bool:
+        try:
+            return p.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    assert all(gone(p) for p in tree)
