@@ -26,6 +26,7 @@ MARKER = "PORTCTL_TEST_RUN"
 RUN_ID = uuid.uuid4().hex
 APPS = Path(__file__).parent / "apps"
 HANG_GUARD_S = 30.0  # deadlines only guard against hangs; nothing asserts on timing
+EXIT_GRACE_S = 5.0  # a process already on its way out is not a leak
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = HANG_GUARD_S, what: str = "condition") -> None:
@@ -137,6 +138,11 @@ class Tracker:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        # A detached supervisor may still be exiting after its handshake: give it a moment.
+        try:
+            wait_until(lambda: not marked_processes(), EXIT_GRACE_S, "tagged processes to exit")
+        except AssertionError:
+            pass
         leftovers = marked_processes()
         reap(leftovers)
         self.procs.clear()

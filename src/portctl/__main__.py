@@ -1,4 +1,4 @@
-from portctl.cli import main
+from portctl._entry import main
 
 if __name__ == "__main__":
     main()

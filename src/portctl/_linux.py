@@ -2,7 +2,6 @@
 and port holders are found from the kernel's socket tables instead of psutil."""
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ from typing import Callable, Mapping, Sequence
 
 from . import _linux_net
 from ._posix import *  # noqa: F401,F403
+from ._linux_proc import describe  # noqa: F811 - /proc beats psutil here
 from . import _posix
 from ._posix import __all__  # noqa: F401
 from ._psutil_net import Listener
@@ -21,6 +21,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 
 def _prctl() -> Callable[..., int]:
+    import ctypes
+
     return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
 
 

@@ -2,16 +2,48 @@
 from __future__ import annotations
 
 import socket
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
-import psutil
+from .identity import ProcessInfo
+
+if TYPE_CHECKING:
+    import psutil
 
 # (pid or None when unknown, local address, "IPv4" | "IPv6")
 Listener = Tuple[Optional[int], str, str]
 
 
+def describe(pid: int) -> Optional[ProcessInfo]:
+    """The process as `who` shows it; None when it is gone. Unreadable fields stay empty."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+    except psutil.Error:
+        return None
+    with proc.oneshot():
+        env = _ask(proc.environ, {})
+        return ProcessInfo(
+            pid, _ask(proc.name, "?"), _ask(proc.username, "?"), tuple(_ask(proc.cmdline, [])),
+            _ask(proc.cwd, None), _ask(proc.create_time, None),
+            tuple((p.pid, _ask(p.name, "?")) for p in _ask(proc.parents, [])),
+            {k: v for k, v in env.items() if k.startswith("PORTCTL_")},
+        )
+
+
+def _ask(getter: Callable[[], Any], default: Any) -> Any:
+    import psutil
+
+    try:
+        return getter()
+    except psutil.Error:
+        return default
+
+
 def listeners(port: int) -> list[Listener]:
     """Every TCP listener on ``port``, any address, through psutil."""
+    import psutil
+
     try:
         conns = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:  # macOS without root: ask each process we may read
@@ -20,6 +52,8 @@ def listeners(port: int) -> list[Listener]:
 
 
 def _listeners_per_process(port: int) -> list[Listener]:
+    import psutil
+
     found: list[Listener] = []
     for proc in psutil.process_iter():
         try:
@@ -31,6 +65,8 @@ def _listeners_per_process(port: int) -> list[Listener]:
 
 
 def _listens_on(conn: object, port: int) -> bool:
+    import psutil
+
     laddr = getattr(conn, "laddr", None)
     return bool(laddr) and laddr.port == port and getattr(conn, "status", "") == psutil.CONN_LISTEN
 

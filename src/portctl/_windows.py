@@ -15,7 +15,7 @@ from typing import Mapping, Optional, Sequence
 
 import psutil
 
-from ._psutil_net import Listener, listeners  # psutil.net_connections needs no admin here
+from ._psutil_net import Listener, describe, listeners  # net_connections needs no admin here
 
 __all__ = [
     "NAME",
@@ -24,11 +24,13 @@ __all__ = [
     "Listener",
     "become_subreaper",
     "can_bind",
+    "describe",
     "graceful_group",
     "graceful_one",
     "is_privileged",
     "outside_group",
     "listeners",
+    "lock_is_held",
     "reap_adopted",
     "request_stop",
     "spawn",
@@ -172,3 +174,23 @@ def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
              | subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
     return subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, creationflags=flags)
+
+
+def lock_is_held(path: Path) -> bool:
+    """Probe the lock filelock takes (msvcrt.locking on the first byte) without importing it."""
+    import msvcrt
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return os.path.exists(path)  # open refused while another process has it locked open
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except OSError:
+        return True
+    else:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+    return False

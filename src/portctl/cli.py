@@ -12,7 +12,7 @@ from typing import Any, Optional
 import click
 
 from . import __version__, output
-from .errors import NotRunning, PortctlError
+from .errors import PortctlError
 
 PORT = click.IntRange(1, 65535)
 SECONDS = click.FloatRange(min=0)
@@ -178,16 +178,9 @@ def restart(port: int, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def status(port: Optional[int], as_json: bool) -> None:
     """Every instance known in the run dir."""
-    from . import instances
+    from . import commands
 
-    rows = [s.to_dict() for s in instances.status(_run_dir(), port)]
-    if as_json:
-        output.emit_json(rows)
-    else:
-        output.table("portctl instances", ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "COMMAND"],
-                     [output.status_row(r) for r in rows])
-    if port is not None and not any(r["state"] in instances.LIVE_STATES for r in rows):
-        raise NotRunning(*output.not_running(port))
+    raise SystemExit(commands.status(click.get_current_context().obj, port, as_json))
 
 
 @cli.command()
@@ -208,15 +201,9 @@ def clean(dry_run: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def who(port: int, as_json: bool) -> None:
     """Which processes listen on PORT (any address, IPv4 and IPv6)."""
-    from . import ports
+    from . import commands
 
-    holders = [h.to_dict() for h in ports.holders(port)]
-    if as_json:
-        output.emit_json(holders)
-    else:
-        output.who_report(port, holders)
-    if not holders:
-        raise SystemExit(1)
+    raise SystemExit(commands.who(port, as_json))
 
 
 @cli.command()
@@ -273,19 +260,18 @@ def events(follow: bool, lines: int) -> None:
 @click.argument("name")
 def port_of(name: str) -> None:
     """Print the port of the running instance NAME (for scripts: `$(portctl port api)`)."""
-    from . import instances
+    from . import commands
 
-    output.say(str(instances.find_by_name(_run_dir(), name).port))
+    raise SystemExit(commands.port_of(click.get_current_context().obj, name))
 
 
 @cli.command()
 @click.argument("name")
 def url(name: str) -> None:
     """Print the URL of the running instance NAME."""
-    from . import instances
+    from . import commands
 
-    found = instances.find_by_name(_run_dir(), name)
-    output.say(output.instance_url(found.record.spec.host, found.port))
+    raise SystemExit(commands.url(click.get_current_context().obj, name))
 
 
 @cli.command(name="find-port")

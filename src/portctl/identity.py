@@ -2,16 +2,32 @@
 
 A PID alone can be recycled; every signal portctl sends goes to a process that was
 re-resolved here just before, with its creation time matching the recorded one.
+psutil is imported on first use: reading run files (`status`) does not need it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 # psutil derives create_time from boot time + clock ticks (10 ms); allow for rounding.
 _CREATE_TIME_TOLERANCE_S = 0.05
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """What `who` shows of a process (read from /proc on Linux, through psutil elsewhere)."""
+
+    pid: int
+    name: str
+    username: str
+    cmdline: tuple[str, ...]
+    cwd: Optional[str]
+    create_time: Optional[float]
+    parents: tuple[tuple[int, str], ...]  # (pid, name), nearest first
+    environ: dict[str, str] = field(default_factory=dict)  # PORTCTL_* variables only
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,8 @@ def resolve(ref: Optional[ProcRef]) -> Optional[psutil.Process]:
     """The live process ``ref`` names, or None when it is gone, a zombie, recycled or unreadable."""
     if ref is None:
         return None
+    import psutil
+
     proc = _process(ref.pid)
     if proc is None:
         return None
@@ -61,6 +79,8 @@ def resolve(ref: Optional[ProcRef]) -> Optional[psutil.Process]:
 
 def is_alive(proc: psutil.Process) -> bool:
     """Running and not a zombie: an exited process that awaits reaping counts as gone."""
+    import psutil
+
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -68,6 +88,8 @@ def is_alive(proc: psutil.Process) -> bool:
 
 
 def _process(pid: int) -> Optional[psutil.Process]:
+    import psutil
+
     try:
         return psutil.Process(pid)
     except (psutil.Error, ValueError):

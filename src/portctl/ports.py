@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Optional
 
-import psutil
-
 from . import _platform
 
 _POLL_FIRST_S = 0.005
@@ -35,7 +33,7 @@ class Holder:
     cwd: Optional[str] = None
     started_at: Optional[str] = None
     parents: tuple[tuple[int, str], ...] = ()  # (pid, name), nearest first
-    instance: Optional[dict[str, str]] = None
+    instance: Optional[dict[str, str]] = None  # {"name", "run_dir", "token"}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -58,32 +56,12 @@ def holders(port: int) -> list[Holder]:
 
 def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holder:
     where = {"address": address, "family": family, "port": port, "scope": _scope(address)}
-    try:
-        proc = psutil.Process(pid) if pid is not None else None
-    except psutil.Error:
-        proc = None
-    if proc is None:
+    info = _platform.describe(pid) if pid is not None else None
+    if info is None:
         return Holder(pid, "?", "?", (), **where)
-    with proc.oneshot():
-        return Holder(
-            pid,
-            _ask(proc.name, "?"),
-            _ask(proc.username, "?"),
-            tuple(_ask(proc.cmdline, [])),
-            cwd=_ask(proc.cwd, None),
-            started_at=_iso(_ask(proc.create_time, None)),
-            parents=tuple((p.pid, _ask(p.name, "?")) for p in _ask(proc.parents, [])),
-            instance=_instance(_ask(proc.environ, {})),
-            **where,
-        )
-
-
-def _ask(getter: Callable[[], Any], default: Any) -> Any:
-    """One psutil attribute, or ``default`` when the process is gone or not ours to read."""
-    try:
-        return getter()
-    except psutil.Error:
-        return default
+    return Holder(pid, info.name, info.username, info.cmdline, cwd=info.cwd,
+                  started_at=_iso(info.create_time), parents=info.parents,
+                  instance=_instance(info.environ), **where)
 
 
 def _instance(env: dict[str, str]) -> Optional[dict[str, str]]:

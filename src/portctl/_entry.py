@@ -1,0 +1,71 @@
+"""The console entry point. `--version`, `who`, `status`, `port` and `url` in their plain
+forms run without importing click (Makefiles and scripts call them in loops, and click's
+import alone costs several times Python's start-up); any other form, `--help` or a doubt
+about the arguments goes to the click CLI, which stays the one definition of the interface."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    code = _fast(sys.argv[1:])
+    if code is None:
+        from .cli import main as cli_main
+
+        cli_main()
+        return
+    sys.exit(code)
+
+
+def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
+    run_dir = os.environ.get("PORTCTL_RUN_DIR") or "."
+    if len(argv) >= 2 and argv[0] == "--run-dir":
+        run_dir, argv = argv[1], argv[2:]
+    if argv == ["--version"]:
+        from . import __version__
+
+        print(f"portctl, version {__version__}")
+        return 0
+    call = _parse(argv)
+    if call is None:
+        return None
+    from . import output
+    from .errors import PortctlError
+
+    try:
+        return call(run_dir)
+    except PortctlError as exc:
+        output.error(exc.message, exc.hint)
+        return exc.exit_code
+
+
+def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
+    """A command to run, or None to let click handle these arguments."""
+    from . import commands
+
+    if not argv:
+        return None
+    name, rest = argv[0], argv[1:]
+    as_json = "--json" in rest
+    rest = [a for a in rest if a != "--json"]
+    if name == "who" and len(rest) == 1 and _port(rest[0]):
+        return lambda run_dir: commands.who(int(rest[0]), as_json)
+    if name == "status" and not rest:
+        return lambda run_dir: commands.status(_path(run_dir), None, as_json)
+    if name == "status" and len(rest) == 2 and rest[0] == "--port" and _port(rest[1]):
+        return lambda run_dir: commands.status(_path(run_dir), int(rest[1]), as_json)
+    if name in ("port", "url") and not as_json and len(rest) == 1 and not rest[0].startswith("-"):
+        command = commands.port_of if name == "port" else commands.url
+        return lambda run_dir: command(_path(run_dir), rest[0])
+    return None
+
+
+def _port(text: str) -> bool:
+    return text.isdigit() and 1 <= int(text) <= 65535
+
+
+def _path(text: str):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    return Path(text)

@@ -1,0 +1,53 @@
+"""The read-only commands scripts call in loops (`who`, `status`, `port`, `url`): parsed
+arguments in, an exit code out. Both the click CLI and the click-free fast entry call them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from . import output
+from .errors import NotRunning
+
+
+def who(port: int, as_json: bool) -> int:
+    from .ports import holders
+
+    found = [h.to_dict() for h in holders(port)]
+    if as_json:
+        output.emit_json(found)
+    else:
+        output.who_report(port, found)
+    return 0 if found else 1
+
+
+def status(run_dir: Path, port: Optional[int], as_json: bool) -> int:
+    from . import status as states
+    from .runfiles import RunDir
+
+    rows = [s.to_dict() for s in states.status(RunDir(run_dir), port)]
+    if as_json:
+        output.emit_json(rows)
+    else:
+        output.table("portctl instances", ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "COMMAND"],
+                     [output.status_row(r) for r in rows])
+    if port is not None and not any(r["state"] in states.LIVE_STATES for r in rows):
+        raise NotRunning(*output.not_running(port))
+    return 0
+
+
+def port_of(run_dir: Path, name: str) -> int:
+    from .runfiles import RunDir
+    from .status import find_by_name
+
+    output.say(str(find_by_name(RunDir(run_dir), name).port))
+    return 0
+
+
+def url(run_dir: Path, name: str) -> int:
+    from .runfiles import RunDir
+    from .status import find_by_name
+
+    found = find_by_name(RunDir(run_dir), name)
+    assert found.record is not None
+    output.say(output.instance_url(found.record.spec.host, found.port))
+    return 0
