@@ -4,8 +4,9 @@ The kernel answers "which sockets listen on port P" in microseconds through NETL
 with a bytecode filter on the source port (as ``ss 'sport = :P'`` does), giving each socket's
 inode and owner uid; /proc/net/tcp{,6} is the fallback. Mapping an inode to processes means
 reading /proc/<pid>/fd links: only processes of the socket's uid, newest first, stopping once
-every inode is found — then the finders' parents and children are checked too, so a socket
-shared across fork (uvicorn --workers, --reload) lists every holder.
+every inode is found — then the search spreads from each holder to its parent and children
+while they hold the socket too, so a socket shared across fork (uvicorn --workers, --reload)
+lists every holder.
 """
 from __future__ import annotations
 
@@ -127,15 +128,24 @@ def _proc_address(family: int, hexaddr: str) -> str:
 # ---------------------------------------------------------------- inode -> pids
 def pids_for_inodes(inodes: set[int], uid: Optional[int] = None) -> dict[int, list[int]]:
     """Map socket inodes to every pid holding an fd on them. Processes of ``uid`` only (when
-    given), newest first; once every inode is found, only the finders' relatives are read."""
+    given), newest first; once every inode is found, the search only spreads from holders to
+    their parents and children (a socket is shared across fork: uvicorn's master and workers)."""
     links = {f"socket:[{inode}]": inode for inode in inodes}
     owners: dict[int, set[int]] = {}
+    checked: set[int] = set()
     for pid in _pids_newest_first(uid):
+        checked.add(pid)
         _scan(pid, links, owners)
         if len(owners) == len(links):
             break
-    for pid in _relatives({p for pids in owners.values() for p in pids}):
-        _scan(pid, links, owners)
+    todo = sorted({pid for pids in owners.values() for pid in pids})
+    while todo:
+        holder = todo.pop()
+        for kin in (_parent(holder), *_children(holder)):
+            if kin > 1 and kin not in checked:
+                checked.add(kin)
+                if _scan(kin, links, owners):
+                    todo.append(kin)
     return {inode: sorted(pids) for inode, pids in owners.items()}
 
 
@@ -151,7 +161,9 @@ def _pids_newest_first(uid: Optional[int]) -> Iterable[int]:
         yield pid
 
 
-def _scan(pid: int, links: dict[str, int], owners: dict[int, set[int]]) -> None:
+def _scan(pid: int, links: dict[str, int], owners: dict[int, set[int]]) -> bool:
+    """Record which of the sockets ``pid`` holds; True if any."""
+    found = False
     try:
         with os.scandir(f"/proc/{pid}/fd") as fds:
             for fd in fds:
@@ -161,20 +173,9 @@ def _scan(pid: int, links: dict[str, int], owners: dict[int, set[int]]) -> None:
                     continue
                 if inode is not None:
                     owners.setdefault(inode, set()).add(pid)
+                    found = True
     except OSError:  # gone, or not ours to read (/proc/1/fd even as root here)
-        return
-
-
-def _relatives(pids: set[int]) -> set[int]:
-    """Ancestors and descendants of ``pids`` (sockets are shared across fork)."""
-    found: set[int] = set()
-    todo = list(pids)
-    while todo:
-        pid = todo.pop()
-        for other in (_parent(pid), *_children(pid)):
-            if other > 1 and other not in found and other not in pids:
-                found.add(other)
-                todo.append(other)
+        pass
     return found
 
 

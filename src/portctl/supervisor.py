@@ -10,8 +10,8 @@ import queue
 import signal
 import subprocess
 import threading
+import os
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Optional
@@ -22,7 +22,6 @@ from . import _platform, instances, output, ports
 from .backoff import RestartTracker
 from .errors import AlreadyRunning, BadInput, ChildExited, NotReady, PortctlError, PortInUse
 from .events import EventLog
-from .health import HealthResult, Prober, health_url, probe
 from .identity import ProcRef
 from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
@@ -52,7 +51,7 @@ class Supervisor:
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._child_began = 0.0
         self._health_failures = 0
-        self._prober: Optional[Prober] = None
+        self._prober: Any = None  # health.Prober, only with --health
         self._tracker = RestartTracker(spec.backoff)
         self._events = EventLog(run_dir.path)
         self._log: Any = None  # logs.RotatingLog for detached instances
@@ -116,7 +115,7 @@ class Supervisor:
         me = psutil.Process()
         log = str(self.run_dir.log_file(self.spec.name)) if self.spec.detached else None
         self._record = Record(self.spec, ProcRef.of(me), None, _now_iso(), str(self.run_dir.path),
-                              uuid.uuid4().hex, "starting", log=log)
+                              os.urandom(16).hex(), "starting", log=log)
         self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
         self.run_dir.write_spec(self.spec)
@@ -159,6 +158,8 @@ class Supervisor:
         spec = self.spec
         deadline = began + spec.ready_timeout_s
         if spec.health:
+            from .health import health_url, probe
+
             url = health_url(spec.health, spec.host, spec.port)
             ready = ports.wait_until(lambda: probe(url, spec.health_timeout_s).ok, deadline,
                                      abort=self._has_event)
@@ -188,6 +189,8 @@ class Supervisor:
         self.notify(output.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
         self.on_ready(self._record)
         if self.spec.health and self._prober is None:
+            from .health import Prober, health_url
+
             self._prober = Prober(health_url(self.spec.health, self.spec.host, self.spec.port),
                                   self.spec.health_interval_s, self.spec.health_timeout_s,
                                   lambda result: self._queue.put(("health", result)))
@@ -218,7 +221,7 @@ class Supervisor:
             return code
         return self._restart(f"exited with code {code}")
 
-    def _on_health(self, result: HealthResult) -> Optional[int]:
+    def _on_health(self, result: Any) -> Optional[int]:  # a health.HealthResult
         assert self._record is not None
         if self._record.state not in ("running", "unhealthy"):
             return None  # a probe of a child that is restarting says nothing new
