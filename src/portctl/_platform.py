@@ -1,6 +1,6 @@
 """Picks the platform module once; nothing else in portctl tests ``sys.platform``.
 
-Each of ``_posix``, ``_linux`` and ``_windows`` exposes the same names (see ``_posix.__all__``).
+Each of ``_posix``, ``_linux`` and ``_windows`` exposes the same names (``_surface.SURFACE``).
 """
 from __future__ import annotations
 

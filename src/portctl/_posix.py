@@ -11,31 +11,13 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
+from ._surface import SURFACE
 from ._psutil_net import Listener, describe, listeners
 
 if TYPE_CHECKING:
     import psutil
 
-__all__ = [
-    "NAME",
-    "STOP_SIGNALS",
-    "WAKE_INTERVAL_S",
-    "Listener",
-    "become_subreaper",
-    "can_bind",
-    "describe",
-    "graceful_group",
-    "graceful_one",
-    "is_privileged",
-    "outside_group",
-    "listeners",
-    "lock_is_held",
-    "reap_adopted",
-    "request_stop",
-    "spawn",
-    "spawn_detached",
-    "stop_requested",
-]
+__all__ = list(SURFACE)
 
 NAME = "macos" if os.uname().sysname == "Darwin" else "posix"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -15,28 +15,10 @@ from typing import Mapping, Optional, Sequence
 
 import psutil
 
+from ._surface import SURFACE
 from ._psutil_net import Listener, describe, listeners  # net_connections needs no admin here
 
-__all__ = [
-    "NAME",
-    "STOP_SIGNALS",
-    "WAKE_INTERVAL_S",
-    "Listener",
-    "become_subreaper",
-    "can_bind",
-    "describe",
-    "graceful_group",
-    "graceful_one",
-    "is_privileged",
-    "outside_group",
-    "listeners",
-    "lock_is_held",
-    "reap_adopted",
-    "request_stop",
-    "spawn",
-    "spawn_detached",
-    "stop_requested",
-]
+__all__ = list(SURFACE)
 
 NAME = "windows"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)  # type: ignore[attr-defined]

@@ -1,0 +1,23 @@
+"""The one surface of the platform modules: `_posix`, `_linux` and `_windows` each define
+exactly these names, and `_platform` re-exports the chosen module's."""
+
+SURFACE = (
+    "NAME",
+    "STOP_SIGNALS",
+    "WAKE_INTERVAL_S",
+    "Listener",
+    "become_subreaper",
+    "can_bind",
+    "describe",
+    "graceful_group",
+    "graceful_one",
+    "is_privileged",
+    "listeners",
+    "lock_is_held",
+    "outside_group",
+    "reap_adopted",
+    "request_stop",
+    "spawn",
+    "spawn_detached",
+    "stop_requested",
+)
