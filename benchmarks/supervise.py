@@ -30,10 +30,10 @@ from _common import fmt_ms, machine, portctl_exe, summary, table, write_section 
 
 PEERS = Path(__file__).parent / ".peers"
 APP = [sys.executable, "-m", "uvicorn", "portctl.demo:app", "--host", "127.0.0.1", "--log-level", "warning"]
-STUBBORN = [sys.executable, "-c",
-            "import signal, socket, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+STUBBORN = [sys.executable, "-c",  # accepts (so probes never fill its backlog), ignores SIGTERM
+            "import signal, socket, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.alarm(600); "
             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)"]
+            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)\nwhile True: s.accept()[0].close()"]
 DEADLINE_S = 60.0
 
 

@@ -31,6 +31,8 @@ def test_names_derived_from_command() -> None:
     assert ServerSpec(command=("uvicorn", "app.main:app", "--port", "{port}")).name == "app.main"
     assert ServerSpec(command=("python3", "-m", "http.server", "{port}")).name == "http.server"
     assert ServerSpec(command=("x",), name="api").name == "api"
+    assert ServerSpec(command=("python3", "-c", "import socket; ...")).name == "python3"
+    assert len(ServerSpec(command=("a" * 100,)).name) == 40
 
 
 @given(

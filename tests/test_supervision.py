@@ -114,6 +114,7 @@ def test_logs_written_rotated_and_printed(portctl: Portctl) -> None:
     assert len(tail) == 3
     stop(portctl, port)
     assert "[portctl " in log.read_text()  # lifecycle lines, marked apart
+    assert "stopped" in portctl.run("logs", "--port", str(port), "-n", "1").stdout  # after the stop too
 
 
 def test_crash_loop_backs_off_then_goes_fatal(portctl: Portctl) -> None:

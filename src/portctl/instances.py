@@ -29,10 +29,10 @@ def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
     if name:
         return run_dir.log_file(name)
     if port is not None:
-        record = run_dir.read_record(port)
-        if record is None:
+        spec = run_dir.read_spec(port)  # the live record's, else the last one started there
+        if spec is None:
             raise NotRunning(*output.no_log(f"port {port}"))
-        return Path(record.log) if record.log else run_dir.log_file(record.spec.name)
+        return run_dir.log_file(spec.name)
     found = sorted(run_dir.log_file("x").parent.glob("*.log"))
     if len(found) != 1:
         raise PortctlError(*output.no_log("this run dir" if not found else "several instances: name one"))

@@ -16,6 +16,7 @@ DEFAULT_READY_TIMEOUT_S = 30.0
 RESTART_MODES = ("no", "on-failure", "always")
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
+_NAME_MAX = 40
 
 
 def demo_command() -> tuple[str, ...]:
@@ -137,10 +138,12 @@ def derive_name(command: tuple[str, ...]) -> str:
     """A short instance name from the command: ``uvicorn app.main:app`` -> ``app.main``."""
     if command == demo_command():
         return "demo"
+    if "-c" in command[1:2]:  # python -c CODE: the code is no name
+        return _NAME_OK.sub("-", os.path.basename(command[0])).strip("-")[:_NAME_MAX] or "server"
     words = [os.path.basename(a) for a in command if a and not a.startswith("-")]
     interesting = [w for w in words if not w.startswith("python") and w not in ("uvicorn", "-m")]
     base = (interesting or words or ["server"])[0].split(":")[0]
-    return _NAME_OK.sub("-", base).strip("-") or "server"
+    return _NAME_OK.sub("-", base).strip("-")[:_NAME_MAX] or "server"
 
 
 def _int(value: Any) -> int:
