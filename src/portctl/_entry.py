@@ -1,6 +1,6 @@
-"""The console entry point. `--version`, `who`, `status`, `port` and `url` in their plain
-forms run without importing click (Makefiles and scripts call them in loops, and click's
-import alone costs several times Python's start-up); any other form, `--help` or a doubt
+"""The console entry point. `--version`, `who`, `status`, `port`, `url` and `stop` in their
+plain forms run without importing click (Makefiles and scripts call them in loops, and
+click's import alone costs more than Python's start-up); any other form, `--help` or a doubt
 about the arguments goes to the click CLI, which stays the one definition of the interface."""
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
         return lambda run_dir: commands.status(_path(run_dir), None, as_json)
     if name == "status" and len(rest) == 2 and rest[0] == "--port" and _port(rest[1]):
         return lambda run_dir: commands.status(_path(run_dir), int(rest[1]), as_json)
+    if name == "stop" and not as_json and (not rest or (len(rest) == 2 and rest[0] == "--port" and _port(rest[1]))):
+        port = int(rest[1]) if rest else 8000
+        return lambda run_dir: commands.stop(_path(run_dir), port, None)
     if name in ("port", "url") and not as_json and len(rest) == 1 and not rest[0].startswith("-"):
         command = commands.port_of if name == "port" else commands.url
         return lambda run_dir: command(_path(run_dir), rest[0])

@@ -150,12 +150,9 @@ def _launch(spec: Any, force: bool) -> None:
 @click.option("--grace", type=SECONDS, default=None, help="Seconds between TERM and KILL (default: as started).")
 def stop(port: int, grace: Optional[float]) -> None:
     """Gracefully stop the instance on PORT (not running is success)."""
-    from . import instances
+    from . import commands
 
-    if not instances.stop(_run_dir(), port, grace, notify=output.warn):
-        output.say(output.nothing_to_stop(port))
-        return
-    output.say(output.stopped(port))
+    raise SystemExit(commands.stop(click.get_current_context().obj, port, grace))
 
 
 @cli.command()

@@ -1,5 +1,5 @@
-"""The read-only commands scripts call in loops (`who`, `status`, `port`, `url`): parsed
-arguments in, an exit code out. Both the click CLI and the click-free fast entry call them."""
+"""The commands scripts and Makefiles call most (`who`, `status`, `port`, `url`, `stop`):
+parsed arguments in, an exit code out. Both the click CLI and the click-free entry call them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,6 +32,17 @@ def status(run_dir: Path, port: Optional[int], as_json: bool) -> int:
                      [output.status_row(r) for r in rows])
     if port is not None and not any(r["state"] in states.LIVE_STATES for r in rows):
         raise NotRunning(*output.not_running(port))
+    return 0
+
+
+def stop(run_dir: Path, port: int, grace_s: Optional[float]) -> int:
+    from . import instances
+    from .runfiles import RunDir
+
+    if instances.stop(RunDir(run_dir), port, grace_s, notify=output.warn):
+        output.say(output.stopped(port))
+    else:
+        output.say(output.nothing_to_stop(port))
     return 0
 
 

@@ -63,7 +63,7 @@ def status(run_dir: RunDir, port: Optional[int] = None) -> list[Status]:
 def _status(run_dir: RunDir, port: int) -> Status:
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
     if is_held(run_dir.lock_file(port)):
-        state = record.state if record and record.state in LIVE_STATES else "starting"
+        state = record.state if record else "starting"  # fatal too, while it exits
         return Status(port, state, record, record.supervisor.pid if record else pid)
     if pid is None and record is None:
         return Status(port, "stopped", None, None)

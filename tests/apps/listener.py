@@ -1,28 +1,58 @@
-"""A plain TCP listener: listener.py PORT [--host H] [--ignore-term] [--life S]."""
+"""A plain TCP listener that accepts and closes connections (stdlib only, fast start-up).
+
+listener.py PORT [--host H] [--ignore-term] [--exit-after S] [--ready-file F] [--env-file F]
+                 [--watch-stdin]
+
+--ignore-term   ignore SIGTERM and SIGINT (only SIGKILL stops it)
+--exit-after S  bounded life: exit 0 after S seconds (default 60; --life is an alias)
+--ready-file F  written (atomically, with our pid) once the socket listens
+--env-file F    PORT, HOST and PORTCTL_TOKEN of our environment, as JSON, written at start
+--watch-stdin   also exit when stdin is closed
+"""
 import argparse
-import signal
+import json
+import os
 import socket
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import DEFAULT_LIFE_S, exit_when_stdin_closes, ignore_stop_signals, write_atomic  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--ignore-term", action="store_true")
-parser.add_argument("--life", type=float, default=60.0)
+parser.add_argument("--exit-after", "--life", dest="life", type=float, default=DEFAULT_LIFE_S)
+parser.add_argument("--ready-file")
+parser.add_argument("--env-file")
+parser.add_argument("--watch-stdin", action="store_true")
 args = parser.parse_args()
+
 if args.ignore_term:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
+if args.watch_stdin:
+    exit_when_stdin_closes()
+if args.env_file:
+    keys = ("PORT", "HOST", "PORTCTL_TOKEN")
+    write_atomic(args.env_file, json.dumps({k: os.environ.get(k) for k in keys} | {"argv": sys.argv[1:]}))
+
 family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
 sock = socket.socket(family)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if family == socket.AF_INET6 and args.host == "::":
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 sock.bind((args.host, args.port))
-sock.listen()
-sock.settimeout(0.5)
+sock.listen(64)
+sock.settimeout(0.2)
+if args.ready_file:
+    write_atomic(args.ready_file, f"{os.getpid()}\n")
 deadline = time.monotonic() + args.life
 while time.monotonic() < deadline:
     try:
         conn, _ = sock.accept()
         conn.close()
     except socket.timeout:
+        pass
+    except InterruptedError:
         pass
