@@ -33,7 +33,8 @@ APP = [sys.executable, "-m", "uvicorn", "portctl.demo:app", "--host", "127.0.0.1
 STUBBORN = [sys.executable, "-c",  # accepts (so probes never fill its backlog), ignores SIGTERM
             "import signal, socket, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.alarm(600); "
             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)\nwhile True: s.accept()[0].close()"]
+            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64); "
+            "[s.accept()[0].close() for _ in iter(int, 1)]"]  # one line: supervisord's command=
 DEADLINE_S = 60.0
 
 

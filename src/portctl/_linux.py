@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from . import _linux_net
 from ._posix import *  # noqa: F401,F403
@@ -60,3 +60,20 @@ def listeners(port: int) -> list[Listener]:
         pids = owners.get(sock.inode) or [None]
         found.extend((pid, sock.address, sock.family) for pid in pids)
     return found
+
+
+def lock_holders(path: Path) -> Optional[set[int]]:
+    """The pids /proc/locks names for flock locks on ``path``'s inode (exact: the kernel's word)."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    holders = set()
+    for line in lines:
+        fields = line.split()
+        if "FLOCK" in fields and wanted in fields:
+            holders.add(int(fields[fields.index(wanted) - 1]))
+    return holders

@@ -137,3 +137,8 @@ def lock_is_held(path: Path) -> bool:
     finally:
         os.close(fd)  # closing drops our probe's lock, if we got it
     return False
+
+
+def lock_holders(path: Path) -> Optional[set[int]]:
+    """Which processes hold the lock on ``path``; None: this system does not say."""
+    return None

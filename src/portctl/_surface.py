@@ -13,6 +13,7 @@ SURFACE = (
     "graceful_one",
     "is_privileged",
     "listeners",
+    "lock_holders",
     "lock_is_held",
     "outside_group",
     "reap_adopted",

@@ -176,3 +176,8 @@ def lock_is_held(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def lock_holders(path: Path) -> Optional[set[int]]:
+    """Windows does not tell who holds a byte-range lock."""
+    return None

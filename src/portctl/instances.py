@@ -8,14 +8,15 @@ from typing import Callable, Optional
 import psutil
 
 from . import _platform, output, policy, ports
-from .errors import NotRunning, PortctlError, PortInUse
-from .identity import is_alive, resolve
+from .errors import NotRunning, PermissionDenied, PortctlError, PortInUse
+from .identity import resolve
 from .lock import is_held, remove_if_free
 from .runfiles import Record, RunDir
 from .terminate import stop_tree
 
 STOP_MARGIN_S = 10.0  # beyond the grace period: the kill, and the supervisor's own clean-up
 FREE_VERIFY_S = 5.0
+SETTLE_S = 5.0  # lock held, files not (yet, or any more) there: a supervisor starting or exiting
 
 Notify = Callable[[str], None]
 
@@ -40,15 +41,37 @@ def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
 
 
 def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
-    """The verified supervisor holding ``port``'s lock, None if none; raise if files are tampered."""
-    if not is_held(run_dir.lock_file(port)):
+    """The verified supervisor holding ``port``'s lock, None if none; raise if files are tampered.
+
+    A supervisor writes its files just after taking the lock and removes them just before
+    releasing it: lock and files disagreeing for a moment is no tampering, so wait it out."""
+    lock = run_dir.lock_file(port)
+
+    def settled() -> bool:
+        both = run_dir.read_pid(port) is not None and run_dir.read_record(port) is not None
+        return both or not is_held(lock)
+
+    ports.wait_until(settled, time.monotonic() + SETTLE_S)
+    if not is_held(lock):
         return None
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
     recorded = record.supervisor.pid if record else None
     proc = resolve(record.supervisor) if record else None
-    if proc is None or pid != recorded:
+    if proc is None or pid != recorded or not _is_our_supervisor(proc, run_dir.lock_file(port)):
         raise PortctlError(*output.tampered(port, pid, recorded))
     return proc
+
+
+def _is_our_supervisor(proc: psutil.Process, lock: Path) -> bool:
+    """The files can be edited together; the lock cannot: its holder must be ``proc`` (where
+    the OS says who holds it), and ``proc`` must be a portctl process."""
+    holders = _platform.lock_holders(lock)
+    if holders is not None and proc.pid not in holders:
+        return False
+    try:
+        return any("portctl" in arg for arg in proc.cmdline())
+    except psutil.Error:
+        return False
 
 
 def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
@@ -67,7 +90,6 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     if not ports.wait_until(lambda: not is_held(lock), deadline):
         raise PortctlError(*output.stop_timeout(port, grace + STOP_MARGIN_S))
     ports.wait_refusing(record.spec.host, port, deadline)
-    ports.wait_until(lambda: not is_alive(supervisor), deadline)  # it only has to exit now
     return True
 
 
@@ -128,8 +150,8 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
     for holder in holders:
         proc = _process(holder.pid)
         if proc is None:
-            if holder.pid is None:  # a socket whose owner we cannot see: not ours to touch
-                raise PortInUse(*output.port_in_use(port, holders), holders=tuple(holders))
+            if holder.pid is None:  # the kernel shows the socket, but not whose: another user's
+                raise PermissionDenied(*output.invisible_holder(port))
             continue
         target = policy.Target(proc.pid, _username(proc), _token(proc) in tokens)
         policy.check(target, port=port, production=production, me=me, privileged=privileged)

@@ -122,6 +122,11 @@ def permission_denied(pid: int) -> Msg:
     return f"not allowed to signal pid {pid}", _privilege()
 
 
+def invisible_holder(port: int) -> Msg:
+    return (f"port {port} is held by a process you may not see (another user's)",
+            f"{_see_holder(port)}; {_privilege()}")
+
+
 def other_user(pid: int, username: Optional[str]) -> Msg:
     owner = username or "another user"
     return f"pid {pid} belongs to {owner}, not to you", _privilege()

@@ -90,10 +90,13 @@ class Supervisor:
         if not lock.acquire():
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
         try:
-            instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
-            self._check_port()
-            _platform.become_subreaper()
             with self._signals():
+                instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
+                self._write_files()  # from here on `stop` can find us, even while we evict
+                self._check_port()
+                if self._has_event():  # told to stop before the child ever started
+                    return self._shutdown(signal.Signals(self._pending[0][1]).name)
+                _platform.become_subreaper()
                 return self._serve()
         finally:
             self._remove_own_files()
@@ -110,8 +113,7 @@ class Supervisor:
                             tokens=instances.tokens(self.run_dir), notify=self.warn)
 
     # ------------------------------------------------------------ serving
-    def _serve(self) -> int:
-        began = time.monotonic()
+    def _write_files(self) -> None:
         me = psutil.Process()
         log = str(self.run_dir.log_file(self.spec.name)) if self.spec.detached else None
         self._record = Record(self.spec, ProcRef.of(me), None, _now_iso(), str(self.run_dir.path),
@@ -119,6 +121,9 @@ class Supervisor:
         self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
         self.run_dir.write_spec(self.spec)
+
+    def _serve(self) -> int:
+        began = time.monotonic()
         try:
             self._open_log()
             self._spawn()
