@@ -129,26 +129,42 @@ def listeners(port: int) -> set[int]:
 
 
 def lock_held(path: Path) -> bool:
-    """Whether some process holds the OS lock on ``path`` (probed with flock, as filelock takes it;
-    never creates the file). Independent of portctl's own probe."""
-    if not Path(path).exists():
+    """Whether some process holds the OS lock on ``path`` (never creates the file).
+
+    On Linux this reads /proc/locks and takes no lock itself: a probe that briefly takes the
+    lock would make a ``start`` racing it fail with "already running". Elsewhere it falls back
+    to a shared-lock probe (conflicts with the holder's exclusive lock, not with other probes).
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
         return False
+    if sys.platform.startswith("linux") and os.path.exists("/proc/locks"):
+        return _flock_on(st.st_dev, st.st_ino)
     if sys.platform == "win32":  # pragma: no cover - the suite runs on Linux
         from portctl.lock import is_held
 
         return is_held(Path(path))
     import fcntl
 
+    fd = os.open(path, os.O_RDONLY)
     try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     finally:
         os.close(fd)  # closing our descriptor drops our probe lock, never the holder's
+    return False
+
+
+def _flock_on(dev: int, ino: int) -> bool:
+    """A granted FLOCK on (dev, ino) in /proc/locks ("1: FLOCK ADVISORY WRITE pid MAJ:MIN:INODE 0 EOF")."""
+    wanted = f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}"
+    with open("/proc/locks") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+                return True  # waiters ("->" lines) have one more field and never match here
     return False
 
 
@@ -490,7 +506,7 @@ def portctl(run_dir: Path, spawn: Callable[..., Popen]) -> Portctl:
 
 
 @pytest.fixture
-def bystander(spawn: Callable[..., Popen], tmp_path: Path) -> Popen:
+def bystander(spawn: Callable[..., Popen], tmp_path: Path) -> Iterator[Popen]:
     """A live, sleeping process of ours that must never be signalled: it survives TERM/INT/HUP/
     USR1/USR2 and logs each one to ``bystander.signal_log`` (SIGKILL would show as an exit)."""
     log = tmp_path / f"bystander-{uuid.uuid4().hex[:8]}.signals"
@@ -498,10 +514,47 @@ def bystander(spawn: Callable[..., Popen], tmp_path: Path) -> Popen:
     proc = spawn(app("slow", "--life", 90, "--signal-log", log, "--pid-file", pid_file))
     wait_file(pid_file)
     proc.signal_log = log  # type: ignore[attr-defined]
-    return proc
+    yield proc
+    if proc.poll() is None:  # it shrugs off SIGTERM by design: no need for the tracker's grace
+        proc.kill()
+        proc.wait(timeout=KILL_WAIT_S)
 
 
 def untouched(proc: Popen) -> bool:
     """A bystander from the fixture is alive and was sent no signal."""
     log: Path = proc.signal_log  # type: ignore[attr-defined]
     return proc.poll() is None and log.read_text() == ""
+
+
+def ipv6_loopback_works() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def listener(spawn: Callable[..., Popen], tmp_path: Path) -> Callable[..., Popen]:
+    """``listener(port, *args, host="127.0.0.1")``: a foreign holder of ``port`` (tests/apps/
+    listener.py), returned once it listens. It logs the signals it gets to ``.signal_log`` and
+    survives them (so ``untouched(proc)`` works) unless ``obey_signals=True``."""
+
+    def start(port: int, *args: object, host: str = "127.0.0.1", obey_signals: bool = False) -> Popen:
+        tag = uuid.uuid4().hex[:8]
+        ready, log = tmp_path / f"listener-{tag}.ready", tmp_path / f"listener-{tag}.signals"
+        argv = app("listener", port, "--host", host, "--ready-file", ready, *args)
+        if not obey_signals:
+            argv += ["--signal-log", str(log)]
+        proc = spawn(argv, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: ready.exists() or proc.poll() is not None, what=f"a listener on {host}:{port}")
+        if proc.poll() is not None:
+            raise AssertionError(f"listener on {host}:{port} failed: {proc.communicate()[1]}")
+        log.touch()
+        proc.signal_log = log  # type: ignore[attr-defined]
+        return proc
+
+    return start

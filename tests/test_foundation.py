@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import (Portctl, accepts, app, finish, unused_port, wait_file, wait_port_accepting,
+from conftest import (APPS, Portctl, accepts, app, finish, unused_port, wait_file, wait_port_accepting,
                       wait_port_refusing, wait_until)
 
 pytestmark = pytest.mark.timeout(90)
@@ -292,3 +293,38 @@ def test_uvicorn_workers_and_reloader_leave_no_survivor(portctl: Portctl, tmp_pa
             return True
 
     assert all(gone(p) for p in tree)
+
+
+def test_second_ctrl_c_skips_the_grace_period(portctl: Portctl) -> None:
+    port = unused_port()
+    # a grace period longer than the hang guard: only the second signal can end this in time
+    proc = started(portctl, port, "--grace", "120", "--", *app("listener", "{port}", "--ignore-term"))
+    child = json.loads(portctl.record_file(port).read_text())["child"]["pid"]
+    proc.send_signal(signal.SIGINT)
+
+    def state() -> str:
+        try:
+            return str(json.loads(portctl.record_file(port).read_text()).get("state", ""))
+        except (OSError, ValueError):
+            return ""
+
+    wait_until(lambda: state() == "stopping", what="the stop to begin")
+    code, _, _ = finish(proc, signal.SIGINT, timeout=20)
+    assert code == 0 and not accepts(port)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("runuser")),
+                    reason="needs root and runuser to start another user's process")
+def test_a_holder_of_another_user(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
+    port = unused_port()
+    python = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+    holder = spawn(["runuser", "-u", "nobody", "--", python, str(APPS / "listener.py"), str(port)])
+    wait_port_accepting(port)
+    shown = json.loads(portctl.run("who", str(port), "--json").stdout)
+    assert [h["username"] for h in shown] == ["nobody"]
+    refused = portctl.run("free", str(port), env={"ENVIRONMENT": "production"})
+    assert refused.returncode == 5 and accepts(port)
+    freed = portctl.run("free", str(port), "--grace", "1")  # root may, in development
+    assert freed.returncode == 0 and not accepts(port)
+    holder.wait(timeout=30)

@@ -1,12 +1,15 @@
 """A plain TCP listener that accepts and closes connections (stdlib only, fast start-up).
 
 listener.py PORT [--host H] [--ignore-term] [--exit-after S] [--ready-file F] [--env-file F]
-                 [--watch-stdin]
+                 [--exit-on-file F] [--exit-code N] [--signal-log F] [--watch-stdin]
 
 --ignore-term   ignore SIGTERM and SIGINT (only SIGKILL stops it)
---exit-after S  bounded life: exit 0 after S seconds (default 60; --life is an alias)
+--exit-after S  bounded life: exit after S seconds (default 60; --life is an alias)
 --ready-file F  written (atomically, with our pid) once the socket listens
 --env-file F    PORT, HOST and PORTCTL_TOKEN of our environment, as JSON, written at start
+--exit-on-file F  exit (with --exit-code) as soon as file F exists
+--exit-code N   the exit code when out of life or on --exit-on-file (default 0)
+--signal-log F  survive TERM/INT/HUP/USR1/USR2 but append each signal number received to F
 --watch-stdin   also exit when stdin is closed
 """
 import argparse
@@ -17,7 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_LIFE_S, exit_when_stdin_closes, ignore_stop_signals, write_atomic  # noqa: E402
+from _common import (DEFAULT_LIFE_S, exit_when_stdin_closes, ignore_stop_signals, log_signals,  # noqa: E402
+                     write_atomic)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
@@ -26,11 +30,17 @@ parser.add_argument("--ignore-term", action="store_true")
 parser.add_argument("--exit-after", "--life", dest="life", type=float, default=DEFAULT_LIFE_S)
 parser.add_argument("--ready-file")
 parser.add_argument("--env-file")
+parser.add_argument("--exit-on-file")
+parser.add_argument("--exit-code", type=int, default=0)
+parser.add_argument("--signal-log")
 parser.add_argument("--watch-stdin", action="store_true")
 args = parser.parse_args()
 
 if args.ignore_term:
     ignore_stop_signals()
+if args.signal_log:
+    open(args.signal_log, "a").close()
+    log_signals(args.signal_log)
 if args.watch_stdin:
     exit_when_stdin_closes()
 if args.env_file:
@@ -49,10 +59,11 @@ if args.ready_file:
     write_atomic(args.ready_file, f"{os.getpid()}\n")
 deadline = time.monotonic() + args.life
 while time.monotonic() < deadline:
+    if args.exit_on_file and os.path.exists(args.exit_on_file):
+        break
     try:
         conn, _ = sock.accept()
         conn.close()
-    except socket.timeout:
+    except (socket.timeout, InterruptedError):
         pass
-    except InterruptedError:
-        pass
+sys.exit(args.exit_code)

@@ -1,0 +1,171 @@
+"""End to end: several portctl processes racing on one run dir."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import Portctl, accepts, app, finish, free_ports, is_gone, listeners, unused_port, \
+    wait_until
+
+pytestmark = pytest.mark.timeout(120)
+RACERS = 8
+
+
+def serving(portctl: Portctl, port: int) -> bool:
+    return bool(accepts(port) and portctl.read_pid(port) and portctl.record(port).get("state") == "running")
+
+
+@pytest.mark.parametrize("child", [["--", *app("listener", "{port}")], []], ids=["listener", "demo"])
+def test_concurrent_starts_on_one_port_leave_exactly_one_supervisor(portctl: Portctl, child: list[str]) -> None:
+    port = unused_port()
+    procs = [portctl.start("--port", port, *child) for _ in range(RACERS)]
+    wait_until(lambda: sum(p.poll() is not None for p in procs) >= RACERS - 1, timeout=90,
+               what=f"{RACERS - 1} of {RACERS} racers to give up")
+    winners = [p for p in procs if p.poll() is None]
+    assert len(winners) == 1, [(p.returncode, p.communicate()[1]) for p in procs if p.poll() is not None]
+    winner = winners[0]
+    for loser in procs:
+        if loser is not winner:
+            _, err = loser.communicate()
+            assert loser.returncode in (4, 6), err
+            assert "Traceback" not in err
+
+    wait_until(lambda: serving(portctl, port), timeout=60, what="the winner to serve")
+    assert portctl.read_pid(port) == winner.pid
+    record = portctl.record(port)
+    assert record["supervisor"]["pid"] == winner.pid
+    assert listeners(port) == {record["child"]["pid"]}
+    rows = json.loads(portctl.run("status", "--json").stdout)
+    assert [(r["port"], r["state"], r["pid"]) for r in rows] == [(port, "running", winner.pid)]
+
+    assert portctl.run("stop", "--port", port).returncode == 0
+    assert finish(winner, sig=0)[0] == 0
+    assert not accepts(port) and portctl.nothing_left(port) and is_gone(record["child"]["pid"])
+
+
+
+def test_concurrent_stops_all_succeed(portctl: Portctl) -> None:
+    port = unused_port()
+    proc = portctl.serve(port, "--grace", "1", "--", *app("listener", "{port}", "--ignore-term"))
+    child = portctl.record(port)["child"]["pid"]
+    stops = [portctl.launch("stop", "--port", port) for _ in range(4)]
+    for stop in stops:
+        out, err = stop.communicate(timeout=60)
+        assert stop.returncode == 0, err
+        assert "Traceback" not in err
+    assert not accepts(port)
+    assert finish(proc, sig=0)[0] == 0
+    assert portctl.nothing_left(port) and is_gone(child)
+
+
+def test_concurrent_starts_on_different_ports_share_a_run_dir(portctl: Portctl) -> None:
+    ports = free_ports(4)
+    procs = {port: portctl.start("--port", port, "--", *app("listener", "{port}")) for port in ports}
+    for port, proc in procs.items():
+        wait_until(lambda: proc.poll() is not None or serving(portctl, port), timeout=60,
+                   what=f"port {port} to serve")
+        assert proc.poll() is None, proc.communicate()
+        assert portctl.read_pid(port) == proc.pid
+    rows = json.loads(portctl.run("status", "--json").stdout)
+    assert sorted((r["port"], r["state"], r["pid"]) for r in rows) == \
+        sorted((port, "running", proc.pid) for port, proc in procs.items())
+
+    stops = [portctl.launch("stop", "--port", port) for port in ports]
+    for stop in stops:
+        assert stop.wait(timeout=60) == 0
+    for port, proc in procs.items():
+        assert finish(proc, sig=0)[0] == 0
+        assert not accepts(port) and portctl.nothing_left(port)
+
+
+def test_a_start_racing_a_stop_leaves_a_consistent_run_dir(portctl: Portctl) -> None:
+    port = unused_port()
+    first = portctl.serve(port, "--", *app("listener", "{port}"))
+    stop = portctl.launch("stop", "--port", port)
+    second = portctl.start("--port", port, "--", *app("listener", "{port}"))
+    _, err = stop.communicate(timeout=60)
+    assert stop.returncode == 0, err
+    assert finish(first, sig=0)[0] == 0
+    wait_until(lambda: second.poll() is not None or serving(portctl, port), timeout=60,
+               what="the second start to serve or give up")
+    if second.poll() is None:  # it got the port after the stop
+        assert portctl.read_pid(port) == second.pid
+        assert listeners(port) == {portctl.record(port)["child"]["pid"]}
+        assert finish(second)[0] == 0
+    else:  # it lost against the running instance
+        assert second.returncode in (4, 6), second.communicate()
+    assert not accepts(port) and portctl.nothing_left(port)
+
+
+def test_clean_running_alongside_starts_never_breaks_them(portctl: Portctl) -> None:
+    """`clean` probes locks; a start racing it must still start (or see a real holder)."""
+    ports = free_ports(3)
+    starts = {}
+    cleans = []
+    for port in ports:
+        cleans.append(portctl.launch("clean"))
+        starts[port] = portctl.start("--port", port, "--", *app("listener", "{port}"))
+        cleans.append(portctl.launch("clean"))
+    for port, proc in starts.items():
+        wait_until(lambda: proc.poll() is not None or serving(portctl, port), timeout=60,
+                   what=f"port {port} to serve")
+        assert proc.poll() is None, (proc.returncode, proc.communicate())
+    for clean in cleans:
+        assert clean.wait(timeout=60) == 0
+    for port, proc in starts.items():  # clean removed nothing of a live instance
+        assert portctl.read_pid(port) == proc.pid and portctl.record(port)["supervisor"]["pid"] == proc.pid
+        assert portctl.lock_held(port)
+        assert finish(proc)[0] == 0 and portctl.nothing_left(port)
+
+
+def test_a_stop_while_a_forced_start_is_still_freeing_the_port(portctl: Portctl, listener) -> None:  # type: ignore[no-untyped-def]
+    """The supervisor holds the lock (and has written its files) while it evicts a holder that
+    ignores SIGTERM (the grace period): a `stop` then stops it, and the child never starts."""
+    port = unused_port()
+    holder = listener(port, "--ignore-term", obey_signals=True)
+    starting = portctl.start("--port", port, "--force", "--grace", 5, "--", *app("listener", "{port}"))
+    wait_until(lambda: portctl.pid_file(port).exists() or starting.poll() is not None,
+               what="the supervisor's files")
+    assert holder.poll() is None  # still evicting
+    result = portctl.run("stop", "--port", port)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert finish(starting, sig=0)[0] == 0
+    assert not accepts(port) and portctl.nothing_left(port)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "product bug: the lock probe of `status`/`stop`/`clean` (lock_is_held) takes the lock "
+    "exclusively for an instant, so a `start` racing any probe can fail with 6 'already managed "
+    "by a running portctl' while nothing runs (probe with /proc/locks or LOCK_SH, or retry briefly)"))
+def test_starts_succeed_while_the_lock_is_probed_in_a_loop(portctl: Portctl) -> None:
+    """What a Makefile polling `portctl status` while another target starts the server does."""
+    import threading
+
+    from portctl.lock import is_held  # the probe `status`, `stop` and `clean` use
+
+    done = threading.Event()
+
+    def poll(lock: Path) -> None:
+        while not done.is_set():
+            is_held(lock)
+
+    for _ in range(8):
+        port = unused_port()
+        lock = portctl.lock_file(port)
+        lock.touch()  # as a previous run leaves it
+        pollers = [threading.Thread(target=poll, args=(lock,), daemon=True) for _ in range(3)]
+        for thread in pollers:
+            thread.start()
+        try:
+            proc = portctl.start("--port", port, "--", *app("listener", "{port}"))
+            wait_until(lambda: proc.poll() is not None or serving(portctl, port), what="start to serve or fail")
+        finally:
+            done.set()
+            for thread in pollers:
+                thread.join()
+            done.clear()
+        code, _, err = finish(proc)
+        assert code == 0, err
