@@ -454,13 +454,15 @@ class Portctl:
 
     def serve(self, port: int, *args: object, env: Optional[dict[str, str]] = None,
               host: str = "127.0.0.1", timeout: float = HANG_GUARD_S) -> Popen:
-        """``start --port PORT ARGS...`` and wait until the port accepts and the pid file names it."""
+        """``start --port PORT ARGS...`` and wait until the port accepts, the pid file names it
+        and the record says it serves."""
         proc = self.start("--port", port, *args, env=env)
 
         def up() -> bool:
             if proc.poll() is not None:
                 return True
-            return accepts(port, host) and self.read_pid(port) == proc.pid
+            return accepts(port, host) and self.read_pid(port) == proc.pid \
+                and self.record(port).get("state") == "running"
 
         wait_until(up, timeout, f"portctl to serve port {port}")
         if proc.poll() is not None:
@@ -538,7 +540,7 @@ def ipv6_loopback_works() -> bool:
 
 
 @pytest.fixture
-def listener(spawn: Callable[..., Popen], tmp_path: Path) -> Callable[..., Popen]:
+def listener(spawn: Callable[..., Popen], tmp_path: Path) -> Iterator[Callable[..., Popen]]:
     """``listener(port, *args, host="127.0.0.1")``: a foreign holder of ``port`` (tests/apps/
     listener.py), returned once it listens. It logs the signals it gets to ``.signal_log`` and
     survives them (so ``untouched(proc)`` works) unless ``obey_signals=True``."""
@@ -555,6 +557,12 @@ def listener(spawn: Callable[..., Popen], tmp_path: Path) -> Callable[..., Popen
             raise AssertionError(f"listener on {host}:{port} failed: {proc.communicate()[1]}")
         log.touch()
         proc.signal_log = log  # type: ignore[attr-defined]
+        started.append(proc)
         return proc
 
-    return start
+    started: list[Popen] = []
+    yield start
+    for proc in started:  # they shrug off SIGTERM by design: no need for the tracker's grace
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=KILL_WAIT_S)

@@ -59,7 +59,8 @@ def test_concurrent_writes_never_interleave(tmp_path: Path) -> None:
 
 def test_pump_copies_both_streams_of_a_child(tmp_path: Path) -> None:
     log = RotatingLog(tmp_path / "a.log")
-    child = subprocess.Popen([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"],
+    # one write per line (print() writes the newline apart when unbuffered)
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('out\\n'); sys.stderr.write('err\\n')"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         pumps = [threading.Thread(target=pump, args=(s, log)) for s in (child.stdout, child.stderr)]

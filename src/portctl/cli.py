@@ -50,11 +50,18 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except PortctlError as exc:
             if ctx.params.get("verbose"):
                 traceback.print_exc()
             output.error(exc.message, exc.hint)
             ctx.exit(exc.exit_code)
+        except Exception as exc:  # a bug of ours: still one line, the traceback with -v
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            output.error(*output.internal_error(exc))
+            ctx.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,7 +9,7 @@ import psutil
 
 from . import _platform, output, policy, ports
 from .errors import NotRunning, PermissionDenied, PortctlError, PortInUse
-from .identity import resolve
+from .identity import is_alive, resolve
 from .lock import is_held, remove_if_free
 from .runfiles import Record, RunDir
 from .terminate import stop_tree
@@ -87,10 +87,18 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     _platform.request_stop(supervisor.pid, run_dir.path, port)
     deadline = time.monotonic() + grace + STOP_MARGIN_S
     lock = run_dir.lock_file(port)
-    if not ports.wait_until(lambda: not is_held(lock), deadline):
+    if not ports.wait_until(lambda: _let_go(supervisor, lock), deadline):
         raise PortctlError(*output.stop_timeout(port, grace + STOP_MARGIN_S))
     ports.wait_refusing(record.spec.host, port, deadline)
     return True
+
+
+def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
+    """Our target released the lock (a new supervisor may have taken it since) or is gone."""
+    if not is_held(lock) or not is_alive(supervisor):
+        return True
+    holders = _platform.lock_holders(lock)
+    return holders is not None and supervisor.pid not in holders
 
 
 def drop_stale(run_dir: RunDir, port: int, notify: Notify = _quiet) -> None:

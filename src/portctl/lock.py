@@ -10,6 +10,8 @@ from pathlib import Path
 
 from . import _platform
 
+PROBE_WAIT_S = 0.25
+
 
 class PortLock:
     """A non-blocking exclusive lock; ``acquire`` answers at once."""
@@ -22,9 +24,10 @@ class PortLock:
         self._timeout = filelock.Timeout
 
     def acquire(self) -> bool:
-        """Take the lock if nobody holds it; False when it is held elsewhere."""
+        """Take the lock if nobody holds it; False when it is held elsewhere. A probe (another
+        portctl's `status`) holds it for an instant: that is waited out, briefly."""
         try:
-            self._lock.acquire(timeout=0)
+            self._lock.acquire(timeout=PROBE_WAIT_S, poll_interval=0.01)
         except self._timeout:
             return False
         return True
@@ -43,7 +46,11 @@ class PortLock:
 def is_held(path: Path) -> bool:
     """Whether a live process holds the lock at ``path`` (never creates the file).
 
-    The probe takes the same OS lock filelock takes, natively: `status` stays fast."""
+    Where the OS names lock holders (Linux: /proc/locks) nothing is locked to find out;
+    elsewhere the probe takes the same OS lock filelock takes, for an instant."""
+    holders = _platform.lock_holders(path)
+    if holders is not None:
+        return bool(holders)
     return _platform.lock_is_held(path)
 
 

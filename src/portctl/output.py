@@ -177,6 +177,10 @@ def nothing_recorded(port: int) -> Msg:
             f"start one with `portctl start --port {port} -- CMD`")
 
 
+def internal_error(exc: BaseException) -> Msg:
+    return f"internal error: {exc!r}", "run again with -v for the traceback, and report it"
+
+
 def spawn_failed(argv: Sequence[str], reason: str) -> Msg:
     return f"cannot run {argv[0]!r}: {reason}", "check the command after `--`"
 

@@ -89,13 +89,16 @@ class Supervisor:
         lock = PortLock(self.run_dir.lock_file(port))
         if not lock.acquire():
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
+        self._has_event()  # a retry: forget the exit of the child that lost the race
+        self._pending = [event for event in self._pending if event[0] == "signal"]
         try:
             with self._signals():
                 instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
                 self._write_files()  # from here on `stop` can find us, even while we evict
                 self._check_port()
-                if self._has_event():  # told to stop before the child ever started
-                    return self._shutdown(signal.Signals(self._pending[0][1]).name)
+                stop = self._stop_signal()
+                if stop is not None:  # told to stop before the child ever started
+                    return self._shutdown(signal.Signals(stop).name)
                 _platform.become_subreaper()
                 return self._serve()
         finally:
@@ -169,10 +172,16 @@ class Supervisor:
             ready = ports.wait_until(lambda: probe(url, spec.health_timeout_s).ok, deadline,
                                      abort=self._has_event)
         else:
-            ready = ports.wait_accepting(spec.host, spec.port, deadline, abort=self._has_event)
+            ready = ports.wait_until(lambda: ports.accepts(spec.host, spec.port, 0.25) and self._ours_listen(),
+                                     deadline, abort=self._has_event)
         if ready:
             return "ready"
         return "event" if self._has_event() else "timeout"
+
+    def _ours_listen(self) -> bool:
+        """Whoever accepted must be our child's tree, not a process that took the port first."""
+        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+        return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port))
 
     def _first_start_failed(self) -> int:
         """Before it ever served, the child exited or we were told to stop."""
@@ -279,6 +288,8 @@ class Supervisor:
     def _port_conflict(self) -> str:
         """If a process outside our tree holds the port, the child cannot bind: name it.
         Our own verified orphans are reclaimed instead (the port comes back)."""
+        if not ports.is_busy(self.spec.host, self.spec.port):
+            return ""
         holders = self._foreign_holders()
         if not holders:
             return ""
@@ -383,6 +394,11 @@ class Supervisor:
         if _platform.stop_requested(self.run_dir.path, self.spec.port):
             self._pending.append(("signal", int(signal.SIGTERM)))
         return any(kind != "health" for kind, _ in self._pending)
+
+    def _stop_signal(self) -> Optional[int]:
+        """A stop signal that has arrived (kept pending), or None."""
+        self._has_event()
+        return next((value for kind, value in self._pending if kind == "signal"), None)
 
     def _second_signal(self) -> bool:
         """During a stop: has another stop signal arrived? (Exits and probes are not one.)"""
