@@ -30,8 +30,10 @@ from _common import fmt_ms, machine, portctl_exe, summary, table, write_section 
 
 PEERS = Path(__file__).parent / ".peers"
 APP = [sys.executable, "-m", "uvicorn", "portctl.demo:app", "--host", "127.0.0.1", "--log-level", "warning"]
-STUBBORN = [sys.executable, "-c",  # accepts (so probes never fill its backlog), ignores SIGTERM
-            "import signal, socket, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.alarm(600); "
+STUBBORN = [sys.executable, "-c",  # accepts (so probes never fill its backlog); ignores SIGTERM and
+            # SIGINT (PM2 stops with SIGINT)
+            "import signal, socket, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "signal.signal(signal.SIGINT, signal.SIG_IGN); signal.alarm(600); "
             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64); "
             "[s.accept()[0].close() for _ in iter(int, 1)]"]  # one line: supervisord's command=
@@ -407,7 +409,7 @@ def write_report(rows: dict[str, dict[str, str]], tools: list[Tool], notes: list
 each with its defaults (portctl: `start -d`, grace 5 s; supervisord: autorestart, stopasgroup,
 killasgroup, stopwaitsecs 10 s; PM2: kill_timeout 1.6 s). Median (min–max) of {reps} runs
 (3 for the SIGTERM-ignoring child and the workers check), interleaved across tools. The child
-ignoring SIGTERM is a plain socket listener. "workers after stop" lists, per run, how many
+ignoring SIGTERM (and SIGINT, PM2's stop signal) is a plain socket listener. "workers after stop" lists, per run, how many
 processes still held the port 5 s after the stop command returned (0 is right). Bare uvicorn
 start-up on this machine, the floor for crash → serving: {bare} ms.
 {"".join(f"{chr(10)}Note: {n}" for n in notes)}
