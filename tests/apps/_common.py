@@ -58,3 +58,21 @@ def sleep_out(life_s: float) -> None:
         if left <= 0:
             return
         time.sleep(min(left, 0.5))
+
+
+def add_behaviour_options(parser: "argparse.ArgumentParser") -> None:  # noqa: F821
+    """The options every long-lived app shares: how it treats signals and stdin."""
+    parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--signal-log")
+    parser.add_argument("--watch-stdin", action="store_true")
+
+
+def apply_behaviour_options(args: object) -> None:
+    """Act on ``add_behaviour_options``'s options."""
+    if getattr(args, "ignore_term", False):
+        ignore_stop_signals()
+    if getattr(args, "signal_log", None):
+        open(args.signal_log, "a").close()  # type: ignore[attr-defined]
+        log_signals(args.signal_log)  # type: ignore[attr-defined]
+    if getattr(args, "watch_stdin", False):
+        exit_when_stdin_closes()

@@ -20,29 +20,20 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (DEFAULT_LIFE_S, exit_when_stdin_closes, ignore_stop_signals, log_signals,  # noqa: E402
-                     write_atomic)
+from _common import (DEFAULT_LIFE_S, add_behaviour_options, apply_behaviour_options, write_atomic)  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
 parser.add_argument("--host", default="127.0.0.1")
-parser.add_argument("--ignore-term", action="store_true")
 parser.add_argument("--exit-after", "--life", dest="life", type=float, default=DEFAULT_LIFE_S)
 parser.add_argument("--ready-file")
 parser.add_argument("--env-file")
 parser.add_argument("--exit-on-file")
 parser.add_argument("--exit-code", type=int, default=0)
-parser.add_argument("--signal-log")
-parser.add_argument("--watch-stdin", action="store_true")
+add_behaviour_options(parser)
 args = parser.parse_args()
 
-if args.ignore_term:
-    ignore_stop_signals()
-if args.signal_log:
-    open(args.signal_log, "a").close()
-    log_signals(args.signal_log)
-if args.watch_stdin:
-    exit_when_stdin_closes()
+apply_behaviour_options(args)
 if args.env_file:
     keys = ("PORT", "HOST", "PORTCTL_TOKEN")
     write_atomic(args.env_file, json.dumps({k: os.environ.get(k) for k in keys} | {"argv": sys.argv[1:]}))

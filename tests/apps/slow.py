@@ -12,23 +12,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (DEFAULT_LIFE_S, exit_when_stdin_closes, ignore_stop_signals, log_signals,  # noqa: E402
-                     sleep_out, write_atomic)
+from _common import (DEFAULT_LIFE_S, add_behaviour_options, apply_behaviour_options, sleep_out, write_atomic)  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--life", type=float, default=DEFAULT_LIFE_S)
-parser.add_argument("--ignore-term", action="store_true")
 parser.add_argument("--pid-file")
-parser.add_argument("--signal-log")
-parser.add_argument("--watch-stdin", action="store_true")
+add_behaviour_options(parser)
 args = parser.parse_args()
-if args.ignore_term:
-    ignore_stop_signals()
-if args.signal_log:
-    open(args.signal_log, "a").close()
-    log_signals(args.signal_log)
-if args.watch_stdin:
-    exit_when_stdin_closes()
+apply_behaviour_options(args)
 if args.pid_file:
     write_atomic(args.pid_file, f"{os.getpid()}\n")
 sleep_out(args.life)
