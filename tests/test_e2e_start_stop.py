@@ -180,3 +180,25 @@ def test_restart_of_a_foreground_instance_takes_over_in_the_foreground(portctl: 
     assert portctl.run("stop", "--port", port).returncode == 0
     assert finish(restarted, sig=0)[0] == 0
     assert not accepts(port) and portctl.nothing_left(port)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_storm_of_stop_signals_still_stops_cleanly(portctl: Portctl, sig: signal.Signals) -> None:
+    """Ctrl+C held down: every signal after the first only hurries the stop along."""
+    import time
+
+    port = unused_port()
+    proc = portctl.serve(port, "--grace", "1", "--", *app("listener", "{port}"))
+    child = child_pid(portctl, port)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            break
+        time.sleep(0.002)  # the storm's rate, not a synchronisation
+    code, _, err = finish(proc, sig=0)
+    assert "Traceback" not in err
+    assert not accepts(port) and is_gone(child)
+    assert portctl.nothing_left(port), sorted(p.name for p in portctl.run_dir.iterdir())
+    assert code == 0, err

@@ -133,9 +133,9 @@ def _launch(spec: Any, force: bool) -> None:
     """Run in the foreground (exit with the supervisor's code) or detached (report and return)."""
     run_dir = _run_dir()
     if not spec.detached:
-        from .supervisor import Supervisor
+        from .supervisor import Supervisor, run_as_process
 
-        raise SystemExit(Supervisor(spec, run_dir, force=force).run())
+        raise SystemExit(run_as_process(Supervisor(spec, run_dir, force=force)))
     from .daemon import launch
 
     outcome = launch(spec, run_dir, force)

@@ -96,7 +96,7 @@ def _to_devnull(*fds: int) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m portctl.daemon RUN_DIR [--force]`` with the spec as JSON on stdin."""
-    from .supervisor import Supervisor
+    from .supervisor import Supervisor, run_as_process
 
     args = sys.argv[1:] if argv is None else argv
     spec = ServerSpec.from_dict(json.loads(sys.stdin.read()))
@@ -106,7 +106,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
                                 notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
-        code = supervisor.run()
+        code = run_as_process(supervisor)
     except PortctlError as exc:
         handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint, log=record_log)
         return exc.exit_code

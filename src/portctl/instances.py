@@ -57,7 +57,11 @@ def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
     recorded = record.supervisor.pid if record else None
     proc = resolve(record.supervisor) if record else None
-    if proc is None or pid != recorded or not _is_our_supervisor(proc, run_dir.lock_file(port)):
+    if proc is None or pid != recorded or not _is_our_supervisor(proc, lock):
+        exiting = pid is None or record is None  # it removes its files, then lets go
+        if not is_held(lock) or (exiting and ports.wait_until(lambda: not is_held(lock),
+                                                              time.monotonic() + SETTLE_S)):
+            return None  # it exited while we looked: nothing is running any more
         raise PortctlError(*output.tampered(port, pid, recorded))
     return proc
 

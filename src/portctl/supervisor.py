@@ -62,9 +62,12 @@ class Supervisor:
             ports.resolve_host(self.spec.host)
         except ValueError as exc:
             raise BadInput(*output.bad_host(self.spec.host, str(exc))) from None
-        if not self.spec.dynamic:
-            return self._run_on_port()
-        return self._run_on_dynamic_port()
+        # Handlers stay installed until the files are gone and the lock released: a storm of
+        # stop signals must never cut the clean-up short.
+        with self._signals():
+            if not self.spec.dynamic:
+                return self._run_on_port()
+            return self._run_on_dynamic_port()
 
     def _run_on_dynamic_port(self) -> int:
         """Preferred port, then the range, then an OS-assigned one; a lost bind race moves on."""
@@ -92,15 +95,14 @@ class Supervisor:
         self._has_event()  # a retry: forget the exit of the child that lost the race
         self._pending = [event for event in self._pending if event[0] == "signal"]
         try:
-            with self._signals():
-                instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
-                self._write_files()  # from here on `stop` can find us, even while we evict
-                self._check_port()
-                stop = self._stop_signal()
-                if stop is not None:  # told to stop before the child ever started
-                    return self._shutdown(signal.Signals(stop).name)
-                _platform.become_subreaper()
-                return self._serve()
+            instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
+            self._write_files()  # from here on `stop` can find us, even while we evict
+            self._check_port()
+            stop = self._stop_signal()
+            if stop is not None:  # told to stop before the child ever started
+                return self._shutdown(signal.Signals(stop).name)
+            _platform.become_subreaper()
+            return self._serve()
         finally:
             self._remove_own_files()
             lock.release()
@@ -447,6 +449,15 @@ class Supervisor:
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
+
+
+def run_as_process(supervisor: Supervisor) -> int:
+    """Run ``supervisor`` as this process's whole job (the CLI's foreground `start`, the
+    daemon). Stop signals are ignored outside ``run()`` — inside it they are recorded — so a
+    storm of them (Ctrl+C held down) cannot kill the process after it has stopped cleanly."""
+    for sig in _platform.STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    return supervisor.run()
 
 
 def _exit_code(returncode: int) -> int:
