@@ -5,8 +5,6 @@ and has no side effects.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -27,7 +25,10 @@ __all__ = [
     "port_holders",
 ]
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .api import ensure_port_available, find_free_port, free_port, port_holders
     from .errors import (AlreadyRunning, BadInput, NotReady, NotRunning, PermissionDenied,
                          PolicyRefused, PortctlError, PortInUse)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
 
-from . import _linux_net
 from ._posix import *  # noqa: F401,F403
 from ._linux_proc import describe  # noqa: F811 - /proc beats psutil here
 from . import _posix
 from ._posix import __all__  # noqa: F401
-from ._psutil_net import Listener
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+    from typing import Callable, Mapping, Optional, Sequence
+
+    from ._psutil_net import Listener
 
 NAME = "linux"
 _PR_SET_PDEATHSIG = 1
@@ -46,6 +49,8 @@ def become_subreaper() -> None:
 
 def listeners(port: int) -> list[Listener]:
     """Every TCP listener on ``port`` from netlink (or /proc), pids from /proc/<pid>/fd."""
+    from . import _linux_net  # sockets and struct: not for `status`
+
     sockets = _linux_net.listening_sockets(port)
     if not sockets:
         return []

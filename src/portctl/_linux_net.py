@@ -13,8 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Iterable, Optional
+
+from ._record import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -29,8 +33,7 @@ _MSG = struct.Struct("=BBBB2s2s16s16sIQIIIII")  # inet_diag_msg
 _FAMILIES = ((socket.AF_INET, "IPv4"), (socket.AF_INET6, "IPv6"))
 
 
-@dataclass(frozen=True)
-class ListeningSocket:
+class ListeningSocket(Frozen):
     inode: int
     uid: int
     family: str  # "IPv4" | "IPv6"

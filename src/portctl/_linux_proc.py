@@ -3,9 +3,12 @@ at ~25 ms psutil's import alone would cost more than the whole lookup."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from .identity import ProcessInfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 from ._surface import SURFACE
-from ._psutil_net import Listener, describe, listeners
+from ._psutil_net import describe, listeners
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # subprocess and socket are imported where used: `who` and `status` need neither
+    import subprocess
+    from pathlib import Path
+    from typing import Callable, Mapping, Optional, Sequence
+
     import psutil
 
 __all__ = list(SURFACE)
@@ -33,6 +34,8 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start the child as the leader of a new session and process group; with ``capture``
     its stdout and stderr are pipes (for the log) and its stdin is /dev/null."""
+    import subprocess
+
     pipes = _capture_kwargs() if capture else {}
     return subprocess.Popen(
         list(argv), env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec, **pipes
@@ -40,6 +43,8 @@ def spawn(
 
 
 def _capture_kwargs() -> dict[str, int]:
+    import subprocess
+
     return {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
 
 
@@ -89,6 +94,8 @@ def is_privileged() -> bool:
 
 def can_bind(host: str, port: int) -> bool:
     """Whether a listener could bind (host, port) now (TIME_WAIT does not count as busy)."""
+    import socket
+
     for family, _, _, _, addr in _addresses(host, port):
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -100,6 +107,8 @@ def can_bind(host: str, port: int) -> bool:
 
 
 def _addresses(host: str, port: int) -> list[tuple]:  # type: ignore[type-arg]
+    import socket
+
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     return list({info[4]: info for info in infos}.values())
 
@@ -118,6 +127,8 @@ def outside_group(leader: int, procs: list[psutil.Process]) -> list[psutil.Proce
 
 def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
     """A background supervisor: its own session, no terminal, stdin/stdout pipes for the handshake."""
+    import subprocess
+
     return subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -1,16 +1,16 @@
 """Port holders through psutil: the portable route (macOS, Windows, and Linux without /proc)."""
 from __future__ import annotations
 
-import socket
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
-
 from .identity import ProcessInfo
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, Tuple
+
     import psutil
 
-# (pid or None when unknown, local address, "IPv4" | "IPv6")
-Listener = Tuple[Optional[int], str, str]
+    # (pid or None when unknown, local address, "IPv4" | "IPv6")
+    Listener = Tuple[Optional[int], str, str]
 
 
 def describe(pid: int) -> Optional[ProcessInfo]:
@@ -72,5 +72,7 @@ def _listens_on(conn: object, port: int) -> bool:
 
 
 def _listener(conn: object) -> Listener:
+    import socket
+
     family = "IPv6" if getattr(conn, "family", None) == socket.AF_INET6 else "IPv4"
     return (getattr(conn, "pid", None), conn.laddr.ip, family)  # type: ignore[attr-defined]

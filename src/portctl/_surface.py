@@ -5,7 +5,6 @@ SURFACE = (
     "NAME",
     "STOP_SIGNALS",
     "WAKE_INTERVAL_S",
-    "Listener",
     "become_subreaper",
     "can_bind",
     "describe",

@@ -2,14 +2,16 @@
 with jitter, and never more than ``max_restarts`` within ``window_s`` (then: fatal)."""
 from __future__ import annotations
 
-import random
 from collections import deque
-from dataclasses import dataclass
-from typing import Callable, Deque, Optional
+
+from ._record import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Deque, Optional
 
 
-@dataclass(frozen=True)
-class BackoffPolicy:
+class BackoffPolicy(Frozen):
     """Defaults: 1 s, x2, capped at 30 s, reset after 30 s healthy, at most 10 restarts a minute."""
 
     initial_s: float = 1.0
@@ -24,9 +26,11 @@ class BackoffPolicy:
 class RestartTracker:
     """Feeds on crashes, answers with the delay before the next start (None: give up)."""
 
-    def __init__(self, policy: BackoffPolicy, rng: Callable[[], float] = random.random) -> None:
+    def __init__(self, policy: BackoffPolicy, rng: Optional[Callable[[], float]] = None) -> None:
+        import random  # only a supervisor restarts: spec readers (`status`) never need it
+
         self.policy = policy
-        self._rng = rng
+        self._rng = rng or random.random
         self._streak = 0  # crashes since the last healthy run
         self._recent: Deque[float] = deque()
         self.restarts = 0

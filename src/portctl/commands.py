@@ -2,11 +2,13 @@
 parsed arguments in, an exit code out. Both the click CLI and the click-free entry call them."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 from . import output
 from .errors import NotRunning
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Optional
 
 
 def who(port: int, as_json: bool) -> int:

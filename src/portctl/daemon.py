@@ -8,11 +8,11 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from . import output
+from ._record import Frozen, fields
 from .errors import PortctlError
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
@@ -20,8 +20,7 @@ from .spec import ServerSpec
 HANDSHAKE_MARGIN_S = 15.0  # beyond ready timeout + grace: the daemon always answers first
 
 
-@dataclass
-class Outcome:
+class Outcome(Frozen):
     """What the daemon reported: ``code`` 0 means it serves."""
 
     code: int
@@ -31,7 +30,7 @@ class Outcome:
     pid: Optional[int] = None
     child_pid: Optional[int] = None
     log: Optional[str] = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: Sequence[str] = ()
 
 
 def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
@@ -54,7 +53,7 @@ def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
     if not isinstance(data, dict):
         code = proc.poll()
         return Outcome(1, *output.daemon_silent(code), log=str(run_dir.log_file(spec.name)))
-    return Outcome(**{k: v for k, v in data.items() if k in Outcome.__dataclass_fields__})
+    return Outcome(**{k: v for k, v in data.items() if k in fields(Outcome)})
 
 
 class _Handshake:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
+from ._record import Frozen
 from .ports import connect_host
 
 
-@dataclass(frozen=True)
-class HealthResult:
+class HealthResult(Frozen):
     ok: bool
     latency_ms: float
     detail: str  # "200", or the error

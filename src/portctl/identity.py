@@ -6,18 +6,19 @@ psutil is imported on first use: reading run files (`status`) does not need it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from ._record import Frozen
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional
+
     import psutil
 
 # psutil derives create_time from boot time + clock ticks (10 ms); allow for rounding.
 _CREATE_TIME_TOLERANCE_S = 0.05
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
+class ProcessInfo(Frozen):
     """What `who` shows of a process (read from /proc on Linux, through psutil elsewhere)."""
 
     pid: int
@@ -27,11 +28,10 @@ class ProcessInfo:
     cwd: Optional[str]
     create_time: Optional[float]
     parents: tuple[tuple[int, str], ...]  # (pid, name), nearest first
-    environ: dict[str, str] = field(default_factory=dict)  # PORTCTL_* variables only
+    environ: dict[str, str]  # PORTCTL_* variables only
 
 
-@dataclass(frozen=True)
-class ProcRef:
+class ProcRef(Frozen):
     """What we record about a process so we can find exactly it again."""
 
     pid: int

@@ -6,9 +6,11 @@ intends: unlinking a locked path would split contenders across two inodes.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import _platform
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PROBE_WAIT_S = 0.25
 

@@ -3,10 +3,11 @@ rich tables on a terminal, plain text otherwise or with NO_COLOR, one JSON docum
 rich is imported only when a table is drawn on a terminal."""
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any, Iterable, Optional, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Optional, Sequence
 
 Msg = tuple[str, str]
 
@@ -291,6 +292,8 @@ def error(message: str, hint: str) -> None:
 
 
 def emit_json(data: Any) -> None:
+    import json  # only for --json: plain `who` never loads it
+
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from . import output
+from ._record import Frozen
 from .errors import PermissionDenied, PolicyRefused
 
 PRODUCTION = "production"
@@ -21,8 +21,7 @@ def is_production(env: Optional[Mapping[str, str]] = None) -> bool:
     return environment(env) == PRODUCTION
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Frozen):
     """What the policy needs to know about a process before we signal it."""
 
     pid: int

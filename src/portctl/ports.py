@@ -1,21 +1,21 @@
 """Who holds a port, is it free, and waiting until it accepts or refuses connections."""
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Optional
 
 from . import _platform
+from ._record import Frozen, asdict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Optional
 
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.01  # short waits (ready, stop): latency matters more than a few wake-ups
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(Frozen):
     """A process listening on a port (pid None: the kernel shows the socket, not its owner).
 
     ``instance`` is set when the process was started by a portctl instance:
@@ -73,6 +73,8 @@ def _instance(env: dict[str, str]) -> Optional[dict[str, str]]:
 
 
 def _scope(address: str) -> str:
+    import ipaddress  # here, not at import: `status` and `port` never need it
+
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -86,7 +88,7 @@ def _scope(address: str) -> str:
 def _iso(timestamp: Optional[float]) -> Optional[str]:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(timestamp))
 
 
 def parse_range(text: str) -> tuple[int, int]:

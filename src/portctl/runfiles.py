@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
 
+from ._record import Frozen, replace
 from .identity import ProcRef
 from .spec import ServerSpec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 RECORD_VERSION = 1
 _MAX_FILE_BYTES = 64 * 1024
@@ -22,8 +25,7 @@ _PID_TEXT = re.compile(rb"\A([1-9][0-9]{0,9})\n?\Z")
 _RUN_FILE = re.compile(r"\A\.server_([0-9]{1,5})\.(pid|json|lock)\Z")
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(Frozen):
     """Everything known about one instance, written by its supervisor."""
 
     spec: ServerSpec

@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping, Optional
-
+from ._record import Frozen, asdict, fields, replace
 from .backoff import BackoffPolicy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -24,8 +26,7 @@ def demo_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "portctl.demo", "--host", "{host}", "--port", "{port}")
 
 
-@dataclass(frozen=True)
-class ServerSpec:
+class ServerSpec(Frozen):
     """A server to supervise: its name, address, command, and how to stop, probe and restart it.
 
     ``command`` may contain ``{port}`` and ``{host}``; they are substituted at launch.
@@ -34,7 +35,7 @@ class ServerSpec:
 
     port: int = DEFAULT_PORT
     host: str = DEFAULT_HOST
-    command: tuple[str, ...] = field(default_factory=tuple)
+    command: tuple[str, ...] = ()
     name: str = ""
     grace_s: float = DEFAULT_GRACE_S
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
@@ -46,7 +47,7 @@ class ServerSpec:
     health_interval_s: float = 10.0
     health_timeout_s: float = 1.0
     health_failures: int = 3
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    backoff: BackoffPolicy = BackoffPolicy()
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
 
@@ -95,9 +96,9 @@ class ServerSpec:
         Fields a record lacks (written by an older portctl) keep their defaults."""
         defaults = cls(command=("x",))
         kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in data:
-                kwargs[f.name] = _typed(f.name, data[f.name], getattr(defaults, f.name))
+        for name in fields(cls):
+            if name in data:
+                kwargs[name] = _typed(name, data[name], getattr(defaults, name))
         if "port" not in kwargs or "command" not in kwargs:
             raise KeyError("port and command are required")
         return cls(**kwargs)
@@ -118,7 +119,7 @@ def _typed(name: str, value: Any, default: Any) -> Any:
         if not isinstance(value, dict):
             raise ValueError("backoff must be an object")
         return BackoffPolicy(**{k: _typed(k, v, getattr(default, k)) for k, v in value.items()
-                                if hasattr(default, k)})
+                                if k in fields(default)})
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a boolean")

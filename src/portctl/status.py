@@ -3,16 +3,18 @@ the lock alone (no process table walk, no psutil), so scripts can poll it cheapl
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Optional
-
 from . import output
+from ._record import Frozen
 from .errors import NotRunning
 from .lock import is_held
 from .runfiles import Record, RunDir
 
-@dataclass(frozen=True)
-class Status:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+
+class Status(Frozen):
     """One instance as ``status`` shows it."""
 
     port: int
