@@ -18,7 +18,7 @@ from ._record import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable, Optional
+    from typing import Optional
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -136,9 +136,9 @@ def pids_for_inodes(inodes: set[int], uid: Optional[int] = None) -> dict[int, li
     links = {f"socket:[{inode}]": inode for inode in inodes}
     owners: dict[int, set[int]] = {}
     checked: set[int] = set()
-    for pid in _pids_newest_first(uid):
+    for pid in sorted((int(n) for n in os.listdir("/proc") if n.isdigit()), reverse=True):
         checked.add(pid)
-        _scan(pid, links, owners)
+        _scan(pid, links, owners, uid)
         if len(owners) == len(links):
             break
     todo = sorted({pid for pids in owners.values() for pid in pids})
@@ -147,38 +147,35 @@ def pids_for_inodes(inodes: set[int], uid: Optional[int] = None) -> dict[int, li
         for kin in (_parent(holder), *_children(holder)):
             if kin > 1 and kin not in checked:
                 checked.add(kin)
-                if _scan(kin, links, owners):
+                if _scan(kin, links, owners, None):
                     todo.append(kin)
     return {inode: sorted(pids) for inode, pids in owners.items()}
 
 
-def _pids_newest_first(uid: Optional[int]) -> Iterable[int]:
-    pids = sorted((int(name) for name in os.listdir("/proc") if name.isdigit()), reverse=True)
-    for pid in pids:
-        if uid is not None:
-            try:
-                if os.stat(f"/proc/{pid}").st_uid != uid:
-                    continue
-            except OSError:
-                continue
-        yield pid
-
-
-def _scan(pid: int, links: dict[str, int], owners: dict[int, set[int]]) -> bool:
-    """Record which of the sockets ``pid`` holds; True if any."""
+def _scan(pid: int, links: dict[str, int], owners: dict[int, set[int]], uid: Optional[int]) -> bool:
+    """Record which of the sockets ``pid`` holds (skipping it unless it runs as ``uid``, when
+    given); True if any. The fd directory is opened once and each link read relative to it:
+    the kernel then resolves one name per fd, not a whole /proc path."""
+    try:
+        fd_dir = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # gone, or not ours to read (/proc/1/fd even as root here)
+        return False
     found = False
     try:
-        with os.scandir(f"/proc/{pid}/fd") as fds:
-            for fd in fds:
-                try:
-                    inode = links.get(os.readlink(fd.path))
-                except OSError:
-                    continue
-                if inode is not None:
-                    owners.setdefault(inode, set()).add(pid)
-                    found = True
-    except OSError:  # gone, or not ours to read (/proc/1/fd even as root here)
+        if uid is not None and os.fstat(fd_dir).st_uid != uid:
+            return False
+        for name in os.listdir(fd_dir):
+            try:
+                inode = links.get(os.readlink(name, dir_fd=fd_dir))
+            except OSError:
+                continue
+            if inode is not None:
+                owners.setdefault(inode, set()).add(pid)
+                found = True
+    except OSError:
         pass
+    finally:
+        os.close(fd_dir)
     return found
 
 
