@@ -133,21 +133,64 @@ def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def lock_is_held(path: Path) -> bool:
-    """Probe the lock filelock takes (flock) without importing filelock (~40 ms)."""
-    import fcntl
+def try_lock(path: Path) -> Optional[int]:
+    """Open ``path`` (creating it) and take its exclusive flock without blocking: the fd that
+    holds the lock, or None when another process holds it. A lock taken on a file that is no
+    longer at ``path`` (`clean` unlinks unheld lock files) is dropped and the path opened
+    again, so two processes never hold locks on two different files of the same name."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _flock(fd):
+                os.close(fd)
+                return None
+            if _same_file(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
+
+def unlock(fd: int) -> None:
+    """Release a lock from ``try_lock`` (closing the fd drops it)."""
+    os.close(fd)
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether another process holds the lock on ``path``: take it for an instant (never
+    creating the file), as filelock would."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        return not _flock(fd)
     finally:
         os.close(fd)  # closing drops our probe's lock, if we got it
-    return False
+
+
+def _flock(fd: int) -> bool:
+    """One non-blocking exclusive flock (the call filelock makes): False if held elsewhere."""
+    import errno
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # EACCES: some file systems
+            return False
+        raise
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 def lock_holders(path: Path) -> Optional[set[int]]:

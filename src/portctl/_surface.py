@@ -20,4 +20,6 @@ SURFACE = (
     "spawn",
     "spawn_detached",
     "stop_requested",
+    "try_lock",
+    "unlock",
 )

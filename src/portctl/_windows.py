@@ -158,24 +158,57 @@ def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
                             stderr=subprocess.DEVNULL, creationflags=flags)
 
 
-def lock_is_held(path: Path) -> bool:
-    """Probe the lock filelock takes (msvcrt.locking on the first byte) without importing it."""
+def try_lock(path: Path) -> Optional[int]:
+    """Open ``path`` (creating it) and lock its first byte without blocking (the call filelock
+    makes): the fd that holds the lock, or None when another process holds it. Windows does
+    not delete a file that is open, so the file locked is the one at ``path``."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    except PermissionError:  # refused while another process has it locked open
+        return None
+    if not _lock_first_byte(fd):
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock(fd: int) -> None:
+    """Release a lock from ``try_lock``."""
     import msvcrt
+    import os
+
+    try:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether another process holds the lock on ``path``: take it for an instant (never
+    creating the file)."""
     import os
 
     try:
         fd = os.open(path, os.O_RDWR)
     except OSError:
         return os.path.exists(path)  # open refused while another process has it locked open
+    if not _lock_first_byte(fd):
+        os.close(fd)
+        return True
+    unlock(fd)
+    return False
+
+
+def _lock_first_byte(fd: int) -> bool:
+    import msvcrt
+
     try:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
     except OSError:
-        return True
-    else:
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-    finally:
-        os.close(fd)
-    return False
+        return False
+    return True
 
 
 def lock_holders(path: Path) -> Optional[set[int]]:

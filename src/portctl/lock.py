@@ -1,16 +1,22 @@
 """The per-port OS lock on ``.server_<port>.lock``, held by a supervisor for its whole life.
 
 The kernel drops the lock when its holder dies, so "the lock can be taken" is the exact
-test for "no live supervisor". The lock file itself stays after release, as filelock
+test for "no live supervisor". The lock is the one filelock takes (flock on POSIX, a
+byte-range lock through msvcrt on Windows), so either sees the other's; it is taken
+directly because importing filelock 4 costs a supervisor ~10 MiB and ~40 ms (typing,
+inspect, logging, hashlib). The lock file itself stays after release, as filelock
 intends: unlinking a locked path would split contenders across two inodes.
 """
 from __future__ import annotations
+
+import time
 
 from . import _platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Optional
 
 PROBE_WAIT_S = 0.25
 
@@ -19,24 +25,25 @@ class PortLock:
     """A non-blocking exclusive lock; ``acquire`` answers at once."""
 
     def __init__(self, path: Path) -> None:
-        import filelock  # ~40 ms to import: only where a lock is really taken
-
         self.path = path
-        self._lock = filelock.FileLock(str(path), timeout=0)
-        self._timeout = filelock.Timeout
+        self._fd: Optional[int] = None
 
     def acquire(self) -> bool:
         """Take the lock if nobody holds it; False when it is held elsewhere. A probe (another
-        portctl's `status`) holds it for an instant: that is waited out, briefly."""
-        try:
-            self._lock.acquire(timeout=PROBE_WAIT_S, poll_interval=0.01)
-        except self._timeout:
-            return False
-        return True
+        portctl's `status` where the OS does not name lock holders) holds it for an instant:
+        that is waited out, briefly."""
+        from .ports import wait_until
+
+        def take() -> bool:
+            self._fd = _platform.try_lock(self.path)
+            return self._fd is not None
+
+        return wait_until(take, time.monotonic() + PROBE_WAIT_S)
 
     def release(self) -> None:
-        if self._lock.is_locked:
-            self._lock.release(force=True)
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            _platform.unlock(fd)
 
     def __enter__(self) -> PortLock:
         return self
@@ -49,7 +56,7 @@ def is_held(path: Path) -> bool:
     """Whether a live process holds the lock at ``path`` (never creates the file).
 
     Where the OS names lock holders (Linux: /proc/locks) nothing is locked to find out;
-    elsewhere the probe takes the same OS lock filelock takes, for an instant."""
+    elsewhere the probe takes the lock for an instant."""
     holders = _platform.lock_holders(path)
     if holders is not None:
         return bool(holders)
