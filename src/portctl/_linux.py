@@ -6,7 +6,7 @@ import os
 import signal
 
 from ._posix import *  # noqa: F401,F403
-from ._linux_proc import describe  # noqa: F811 - /proc beats psutil here
+from ._linux_proc import children, describe  # noqa: F811 - /proc beats psutil here
 from . import _posix
 from ._posix import __all__  # noqa: F401
 
@@ -40,6 +40,11 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
             os._exit(1)
 
     return _posix.spawn(argv, env, cwd, capture, preexec=die_with_parent)
+
+
+def reap_adopted(exclude: int) -> None:
+    """Collect exit statuses of adopted children other than ``exclude`` (our Popen child)."""
+    _posix.reap(children(os.getpid()), exclude)
 
 
 def become_subreaper() -> None:

@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 
+from ._linux_proc import children
 from ._record import Frozen
 
 TYPE_CHECKING = False
@@ -144,7 +145,7 @@ def pids_for_inodes(inodes: set[int], uid: Optional[int] = None) -> dict[int, li
     todo = sorted({pid for pids in owners.values() for pid in pids})
     while todo:
         holder = todo.pop()
-        for kin in (_parent(holder), *_children(holder)):
+        for kin in (_parent(holder), *children(holder)):
             if kin > 1 and kin not in checked:
                 checked.add(kin)
                 if _scan(kin, links, owners, None):
@@ -186,13 +187,3 @@ def _parent(pid: int) -> int:
     except (OSError, IndexError, ValueError):
         return 0
 
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
-                children.extend(int(c) for c in fh.read().split())
-    except OSError:
-        pass
-    return children

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from typing import Optional
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+# CONFIG_PROC_CHILDREN: without it the kernel does not list children, and psutil must walk
+# every process to find them.
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
 def describe(pid: int) -> Optional[ProcessInfo]:
@@ -32,6 +35,27 @@ def describe(pid: int) -> Optional[ProcessInfo]:
         parents=tuple(_parents(ppid)),
         environ=_portctl_environ(pid),
     )
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (forked by any of its threads), read from
+    /proc/<pid>/task/*/children: one read per thread, not psutil's walk of every process."""
+    if not _HAS_CHILDREN_FILES:
+        from ._psutil_net import children as walk
+
+        return walk(pid)
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # gone
+        return []
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                found.extend(int(c) for c in fh.read().split())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
 
 
 def _stat(pid: int) -> Optional[tuple[str, int, int]]:

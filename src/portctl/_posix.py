@@ -8,7 +8,7 @@ import os
 import signal
 
 from ._surface import SURFACE
-from ._psutil_net import describe, listeners
+from ._psutil_net import children, describe, listeners
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # subprocess and socket are imported where used: `who` and `status` need neither
@@ -54,13 +54,16 @@ def become_subreaper() -> None:
 
 def reap_adopted(exclude: int) -> None:
     """Collect exit statuses of adopted children other than ``exclude`` (our Popen child)."""
-    import psutil
+    reap(children(os.getpid()), exclude)
 
-    for child in psutil.Process().children():
-        if child.pid == exclude:
+
+def reap(pids: list[int], exclude: int) -> None:
+    """Collect the exit status of each of our children ``pids`` that has exited, but ``exclude``."""
+    for pid in pids:
+        if pid == exclude:
             continue
         try:
-            os.waitpid(child.pid, os.WNOHANG)
+            os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             continue
 

@@ -7,8 +7,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Tuple
 
-    import psutil
-
     # (pid or None when unknown, local address, "IPv4" | "IPv6")
     Listener = Tuple[Optional[int], str, str]
 
@@ -29,6 +27,16 @@ def describe(pid: int) -> Optional[ProcessInfo]:
             tuple((p.pid, _ask(p.name, "?")) for p in _ask(proc.parents, [])),
             {k: v for k, v in env.items() if k.startswith("PORTCTL_")},
         )
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (psutil walks every process to find them)."""
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
 
 
 def _ask(getter: Callable[[], Any], default: Any) -> Any:

@@ -7,6 +7,7 @@ SURFACE = (
     "WAKE_INTERVAL_S",
     "become_subreaper",
     "can_bind",
+    "children",
     "describe",
     "graceful_group",
     "graceful_one",

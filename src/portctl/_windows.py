@@ -16,7 +16,7 @@ from typing import Mapping, Optional, Sequence
 import psutil
 
 from ._surface import SURFACE
-from ._psutil_net import describe, listeners  # net_connections needs no admin here
+from ._psutil_net import children, describe, listeners  # net_connections needs no admin here
 
 __all__ = list(SURFACE)
 

@@ -44,7 +44,7 @@ class ProcRef(Frozen):
     @classmethod
     def of_pid(cls, pid: int) -> Optional[ProcRef]:
         """The identity of a live pid now, or None if it is gone or unreadable."""
-        proc = _process(pid)
+        proc = process(pid)
         return None if proc is None else cls.of(proc)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def resolve(ref: Optional[ProcRef]) -> Optional[psutil.Process]:
         return None
     import psutil
 
-    proc = _process(ref.pid)
+    proc = process(ref.pid)
     if proc is None:
         return None
     try:
@@ -87,10 +87,11 @@ def is_alive(proc: psutil.Process) -> bool:
         return False
 
 
-def _process(pid: int) -> Optional[psutil.Process]:
+def process(pid: Optional[int]) -> Optional[psutil.Process]:
+    """The process with this pid now (no identity check), or None if there is none."""
     import psutil
 
     try:
-        return psutil.Process(pid)
+        return psutil.Process(pid) if pid else None
     except (psutil.Error, ValueError):
         return None

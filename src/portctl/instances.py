@@ -9,7 +9,7 @@ import psutil
 
 from . import _platform, output, policy, ports
 from .errors import NotRunning, PermissionDenied, PortctlError, PortInUse
-from .identity import is_alive, resolve
+from .identity import is_alive, process, resolve
 from .lock import is_held, remove_if_free
 from .runfiles import Record, RunDir
 from .terminate import stop_tree
@@ -118,7 +118,7 @@ def drop_stale(run_dir: RunDir, port: int, notify: Notify = _quiet) -> None:
 def find_orphans(record: Record) -> list[psutil.Process]:
     """Live processes carrying this instance's token: its child, and any holder of its port."""
     candidates = [resolve(record.child)]
-    candidates += [_process(h.pid) for h in ports.holders(record.spec.port)]
+    candidates += [process(h.pid) for h in ports.holders(record.spec.port)]
     found: dict[int, psutil.Process] = {}
     for proc in candidates:
         if proc is not None and _token(proc) == record.token:
@@ -142,13 +142,6 @@ def _token(proc: psutil.Process) -> Optional[str]:
         return None
 
 
-def _process(pid: Optional[int]) -> Optional[psutil.Process]:
-    try:
-        return psutil.Process(pid) if pid else None
-    except psutil.Error:
-        return None
-
-
 def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool] = None,
               tokens: frozenset[str] = frozenset(), notify: Notify = _quiet) -> list[int]:
     """Stop whatever holds ``port`` (whole trees) subject to the policy; verify it is free.
@@ -160,7 +153,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
     procs = []
     me, privileged = psutil.Process().username(), _platform.is_privileged()
     for holder in holders:
-        proc = _process(holder.pid)
+        proc = process(holder.pid)
         if proc is None:
             if holder.pid is None:  # the kernel shows the socket, but not whose: another user's
                 raise PermissionDenied(*output.invisible_holder(port))

@@ -26,7 +26,7 @@ from .identity import ProcRef
 from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
-from .terminate import stop_tree
+from .terminate import child_processes, descendants, stop_tree
 
 VERIFY_FREE_S = 5.0
 PORT_ATTEMPTS = 3  # dynamic ports: candidates tried when the child loses the bind race
@@ -50,6 +50,7 @@ class Supervisor:
         self._record: Optional[Record] = None
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._child_began = 0.0
+        self._tree_stopped = True  # nothing spawned yet
         self._health_failures = 0
         self._prober: Any = None  # health.Prober, only with --health
         self._tracker = RestartTracker(spec.backoff)
@@ -152,6 +153,7 @@ class Supervisor:
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
         self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
+        self._tree_stopped = False
         if self._log is not None:
             from .logs import pump
 
@@ -182,7 +184,7 @@ class Supervisor:
 
     def _ours_listen(self) -> bool:
         """Whoever accepted must be our child's tree, not a process that took the port first."""
-        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+        mine = {p.pid for p in descendants(os.getpid())}
         return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port))
 
     def _first_start_failed(self) -> int:
@@ -301,7 +303,7 @@ class Supervisor:
         return output.port_in_use(self.spec.port, holders)[0]
 
     def _foreign_holders(self) -> list[ports.Holder]:
-        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+        mine = {p.pid for p in descendants(os.getpid())}
         return [h for h in ports.holders(self.spec.port) if h.pid not in mine]
 
     def _diagnose_bind_failure(self) -> None:
@@ -328,13 +330,17 @@ class Supervisor:
         return 0
 
     def _stop_child(self) -> None:
-        """Stop the child's whole tree (group, left-the-group descendants, adopted orphans)."""
+        """Stop the child's whole tree (group, left-the-group descendants, adopted orphans);
+        once it is stopped, nothing is left to do until the next spawn."""
+        if self._tree_stopped:
+            return
         leader = self._child.pid if self._child is not None else None
         self._child = None
-        roots = psutil.Process().children()
-        stop_tree(roots, self.spec.grace_s, group_leader=leader, hurry=self._second_signal)
+        stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
+                  hurry=self._second_signal)
         _platform.reap_adopted(exclude=-1)
         ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
+        self._tree_stopped = True
 
     # ------------------------------------------------------------ events
     @contextmanager

@@ -9,7 +9,7 @@ import psutil
 
 from . import _platform, output
 from .errors import PermissionDenied, PortctlError
-from .identity import is_alive
+from .identity import is_alive, process
 from .ports import wait_until
 
 KILL_WAIT_S = 5.0
@@ -67,17 +67,25 @@ def _send(proc: psutil.Process, action: Callable[[psutil.Process], None]) -> Non
         raise PermissionDenied(*output.permission_denied(proc.pid)) from None
 
 
+def child_processes(pid: int) -> list[psutil.Process]:
+    """The live direct children of ``pid`` (adopted orphans too, for a subreaper)."""
+    return [proc for proc in map(process, _platform.children(pid)) if proc is not None]
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid``, parents before children."""
+    return _with_descendants(child_processes(pid))
+
+
 def _with_descendants(roots: Iterable[psutil.Process]) -> list[psutil.Process]:
     """Roots and their descendants, parents before children, each process once."""
     ordered: dict[int, psutil.Process] = {}
-    for root in roots:
-        ordered.setdefault(root.pid, root)
-        try:
-            children = root.children(recursive=True)
-        except psutil.Error:
-            continue
-        for child in children:
-            ordered.setdefault(child.pid, child)
+    todo = list(roots)
+    while todo:
+        proc = todo.pop(0)
+        if proc.pid not in ordered:
+            ordered[proc.pid] = proc
+            todo.extend(child_processes(proc.pid))
     return list(ordered.values())
 
 
