@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,22 +17,6 @@ def portctl_exe() -> str:
     """The console script of the interpreter running the benchmark."""
     exe = Path(sys.executable).parent / "portctl"
     return str(exe) if exe.exists() else "portctl"
-
-
-def ensure_debian_tool(binary: str, package: str) -> Optional[str]:
-    """The tool's path, installing its Debian package if we are root and it is missing."""
-    if shutil.which(binary) is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
-    return shutil.which(binary)
-
-
-def time_command(argv: Sequence[str], timeout: float = 60) -> float:
-    """Wall time of one run of ``argv`` in milliseconds (output discarded)."""
-    began = time.perf_counter_ns()
-    subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
-    return (time.perf_counter_ns() - began) / 1e6
 
 
 def summary(samples: Sequence[float]) -> tuple[float, float, float]:
@@ -52,9 +33,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    return (f"{os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}, "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+def machine(load: Optional[tuple[float, float, float]] = None) -> str:
+    """nproc, kernel, Python, the time, and the load average seen before the run (if given)."""
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    loads = f", load average {' / '.join(f'{x:.2f}' for x in load)} before the run" if load else ""
+    return (f"{nproc} CPUs (nproc), Linux {platform.release()}, Python {platform.python_version()}, "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC{loads}")
 
 
 def write_section(name: str, text: str) -> None:

@@ -242,20 +242,25 @@ def install_peers(notes: list[str]) -> tuple[Optional[Path], Optional[Path]]:
 
 
 # ---------------------------------------------------------------- scenarios
-def stop_timing(tool: Tool, argv: list[str], label: str) -> tuple[float, float]:
-    """(ms until the port refuses, ms until the stop command returned)."""
+def stop_timing(tool: Tool, argv: list[str], label: str) -> tuple[float, float, float]:
+    """ms from the stop command until (the port refuses, the child has exited, the stop
+    command returned); the child's exit is polled too, since an app may close its listener
+    well before it exits (uvicorn sleeps 0.1 s after closing it, then shuts down)."""
     port = free_port()
     tool.start(label, [a.replace("{port}", str(port)) for a in argv], port)
     wait_for(lambda: accepts(port))
+    child = tool.child_pid(label, port)
     began = time.perf_counter()
     stopper = subprocess.Popen(tool.stop_argv(label, port), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=getattr(tool, "env", None))
     wait_for(lambda: not accepts(port))
     freed = time.perf_counter() - began
+    wait_for(lambda: _gone(child))
+    exited = time.perf_counter() - began
     stopper.wait(timeout=DEADLINE_S)
     returned = time.perf_counter() - began
     tool.forget(label, port)
-    return freed * 1000, returned * 1000
+    return freed * 1000, exited * 1000, returned * 1000
 
 
 def crash_timing(tool: Tool, label: str) -> float:
@@ -360,14 +365,15 @@ def run_all(tools: list[Tool], reps: int, window: float) -> dict[str, dict[str, 
     for rep in range(reps):  # interleaved: each repetition runs every tool
         for tool in tools:
             r = results[tool.name]
-            freed, returned = stop_timing(tool, APP + ["--port", "{port}"], f"n{rep}")
+            freed, exited, returned = stop_timing(tool, APP + ["--port", "{port}"], f"n{rep}")
             r.setdefault("stop_free", []).append(freed)
             r.setdefault("stop_return", []).append(returned)
+            r.setdefault("exit_to_return", []).append(returned - exited)
             r.setdefault("crash", []).append(crash_timing(tool, f"c{rep}"))
             print(f"rep {rep} {tool.name}: stop {freed:.0f}/{returned:.0f} ms, crash {r['crash'][-1]:.0f} ms", flush=True)
     for rep in range(min(reps, 3)):
         for tool in tools:
-            freed, _ = stop_timing(tool, STUBBORN + ["{port}"], f"s{rep}")
+            freed, _, _ = stop_timing(tool, STUBBORN + ["{port}"], f"s{rep}")
             results[tool.name].setdefault("stubborn", []).append(freed)
             results[tool.name].setdefault("workers", []).append(workers_survivors(tool, f"w{rep}"))
             print(f"rep {rep} {tool.name}: stubborn {freed:.0f} ms, workers left {results[tool.name]['workers'][-1]}", flush=True)
@@ -387,6 +393,7 @@ def run_all(tools: list[Tool], reps: int, window: float) -> dict[str, dict[str, 
         rows[tool.name] = {
             "stop → port refuses (ms)": ms_cell(r["stop_free"]),
             "stop command returns (ms)": ms_cell(r["stop_return"]),
+            "child exits → stop command returns (ms)": ms_cell(r["exit_to_return"]),
             "child ignoring SIGTERM: stop → port refuses (ms)": ms_cell(r["stubborn"]),
             "crash (SIGKILL) → serving again (ms)": ms_cell(r["crash"]),
             f"idle RSS (MiB) / CPU ms per {window:g} s / wake-ups per s": f"{rss:.1f} / {cpu:.0f} / {wake:.1f}",
@@ -410,7 +417,10 @@ each with its defaults (portctl: `start -d`, grace 5 s; supervisord: autorestart
 killasgroup, stopwaitsecs 10 s; PM2: kill_timeout 1.6 s). Median (min–max) of {reps} runs
 (3 for the SIGTERM-ignoring child and the workers check), interleaved across tools. The child
 ignoring SIGTERM (and SIGINT, PM2's stop signal) is a plain socket listener. "workers after stop" lists, per run, how many
-processes still held the port 5 s after the stop command returned (0 is right). Bare uvicorn
+processes still held the port 5 s after the stop command returned (0 is right). "child exits →
+stop command returns" is the time a supervisor adds once its child is gone (uvicorn closes its
+listener ~0.1 s before it exits, so "port refuses" comes earlier; negative: the command returned
+while the child was still running). Bare uvicorn
 start-up on this machine, the floor for crash → serving: {bare} ms.
 {"".join(f"{chr(10)}Note: {n}" for n in notes)}
 
