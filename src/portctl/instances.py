@@ -98,11 +98,11 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
 
 
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
-    """Our target released the lock (a new supervisor may have taken it since) or is gone."""
-    if not is_held(lock) or not is_alive(supervisor):
-        return True
+    """Our target released the lock (a new supervisor may have taken it since) or is gone.
+    Where the OS names lock holders, one look at them answers both."""
     holders = _platform.lock_holders(lock)
-    return holders is not None and supervisor.pid not in holders
+    let_go = supervisor.pid not in holders if holders is not None else not is_held(lock)
+    return let_go or not is_alive(supervisor)
 
 
 def drop_stale(run_dir: RunDir, port: int, notify: Notify = _quiet) -> None:
