@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -352,14 +353,14 @@ def main() -> None:
         if pm2 is not None:
             tools.append(Pm2(Path(tmp) / "pm2", pm2))
         try:
-            rows = run_all(tools, reps, window)
+            rows, goals = run_all(tools, reps, window)
         finally:
             for tool in tools:
                 tool.close()
-    write_report(rows, tools, notes, args, reps, window)
+    write_report(rows, goals, tools, notes, args, reps, window)
 
 
-def run_all(tools: list[Tool], reps: int, window: float) -> dict[str, dict[str, str]]:
+def run_all(tools: list[Tool], reps: int, window: float) -> tuple[dict[str, dict[str, str]], list[list[str]]]:
     rows: dict[str, dict[str, str]] = {}
     results: dict[str, dict[str, list[float]]] = {t.name: {} for t in tools}
     for rep in range(reps):  # interleaved: each repetition runs every tool
@@ -400,11 +401,50 @@ def run_all(tools: list[Tool], reps: int, window: float) -> dict[str, dict[str, 
             "`uvicorn --workers 2`: workers holding the port after stop": " ".join(str(int(v)) for v in r["workers"]),
         }
     rows["bare uvicorn start-up (ms)"] = {"portctl": ms_cell(bare)}
+    return rows, goal_rows(results, bare, idle)
+
+
+def goal_rows(results: dict[str, dict[str, list[float]]], bare: list[float],
+              idle: dict[str, tuple[float, float, float]]) -> list[list[str]]:
+    """The issue's goals for portctl, each against what this run measured."""
+    med = statistics.median
+    ours = results["portctl"]
+    peers = {name: r for name, r in results.items() if name != "portctl"}
+    rows = []
+    if peers:
+        best = min(peers, key=lambda name: med(peers[name]["stop_free"]))
+        rows.append(["stop → port refuses, faster than every peer",
+                     f"{med(ours['stop_free']):.0f} ms; fastest peer {best} {med(peers[best]['stop_free']):.0f} ms",
+                     verdict(med(ours["stop_free"]) < med(peers[best]["stop_free"]))])
+    lag = med([back - free for free, back in zip(ours["stop_free"], ours["stop_return"])])
+    rows.append(["stop command returns within 50 ms of the port refusing",
+                 f"{lag:.0f} ms (of which the child still running: "
+                 f"{lag - med(ours['exit_to_return']):.0f} ms; after its exit: {med(ours['exit_to_return']):.0f} ms)",
+                 verdict(lag <= 50)])
+    over = med(ours["crash"]) - med(bare)
+    rows.append(["crash → serving within 50 ms of bare uvicorn start-up",
+                 f"{med(ours['crash']):.0f} ms vs {med(bare):.0f} ms (+{over:.0f})", verdict(over <= 50)])
+    if "PM2" in peers:
+        rows.append(["crash → serving ahead of PM2",
+                     f"{med(ours['crash']):.0f} ms vs {med(peers['PM2']['crash']):.0f} ms",
+                     verdict(med(ours["crash"]) < med(peers["PM2"]["crash"]))])
+    rss, cpu, wake = idle["portctl"]
+    rows.append(["idle: CPU ≈ 0, at most a few wake-ups per second", f"{cpu:.0f} ms CPU, {wake:.1f} wake-ups/s",
+                 verdict(cpu <= 10 and wake <= 5)])
+    if "supervisord" in idle:
+        rows.append(["idle RSS at or below supervisord's", f"{rss:.1f} MiB vs {idle['supervisord'][0]:.1f} MiB",
+                     verdict(rss <= idle["supervisord"][0])])
+    rows.append(["no worker of `uvicorn --workers 2` survives stop",
+                 " ".join(str(int(v)) for v in ours["workers"]), verdict(not any(ours["workers"]))])
     return rows
 
 
-def write_report(rows: dict[str, dict[str, str]], tools: list[Tool], notes: list[str],
-                 args: argparse.Namespace, reps: int, window: float) -> None:
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def write_report(rows: dict[str, dict[str, str]], goals: list[list[str]], tools: list[Tool],
+                 notes: list[str], args: argparse.Namespace, reps: int, window: float) -> None:
     names = [t.name for t in tools]
     metrics = [m for m in next(iter(rows.values())) if m]
     body_rows = [[metric] + [rows[name][metric] for name in names] for metric in metrics]
@@ -424,7 +464,9 @@ while the child was still running). Bare uvicorn
 start-up on this machine, the floor for crash → serving: {bare} ms.
 {"".join(f"{chr(10)}Note: {n}" for n in notes)}
 
-""" + table(["metric"] + names, body_rows)
+### Goals (portctl)
+
+""" + table(["goal", "measured", ""], goals) + "\n\n### Side by side\n\n" + table(["metric"] + names, body_rows)
     print(text)
     write_section("supervise", text)
 
