@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import portctl as lib
+from portctl.events import read_events
 from conftest import Portctl, accepts, app, finish, wait_file, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -62,6 +63,8 @@ def test_range_skips_taken_ports(portctl: Portctl, spawn) -> None:  # type: igno
     assert wait_until(lambda: serving_port(portctl, "web"), what="the web instance") == base + 2
     wait_port_accepting(base + 2)
     assert finish(proc)[0] == 0
+    moved = [e for e in read_events(portctl.run_dir) if e["event"] == "port_changed"]
+    assert [(e["previous"], e["port"], e["name"], e["pid"]) for e in moved] == [(base, base + 2, "web", proc.pid)]
 
 
 def test_a_lost_bind_race_moves_to_the_next_candidate(portctl: Portctl, tmp_path: Path) -> None:
@@ -78,6 +81,8 @@ def test_a_lost_bind_race_moves_to_the_next_candidate(portctl: Portctl, tmp_path
         assert port != lost and accepts(port)
         code, _, err = finish(proc)
     assert code == 0 and "trying the next candidate" in err
+    moved = [(e["previous"], e["port"]) for e in read_events(portctl.run_dir) if e["event"] == "port_changed"]
+    assert moved[-1] == (lost, port)
 
 
 def test_ensure_port_available_frees_a_leftover_in_development(spawn, monkeypatch) -> None:  # type: ignore[no-untyped-def]

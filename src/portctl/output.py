@@ -63,6 +63,10 @@ def port_in_use(port: int, holders: Sequence[Any]) -> Msg:
             f"free it with `portctl start --force` or `portctl free {port}`, or pick another port")
 
 
+def preferred_taken(port: Optional[int]) -> str:
+    return f"port {port} is in use or managed by another portctl"
+
+
 def port_race(port: int, reason: str) -> str:
     return f"port {port} could not be used ({reason}); trying the next candidate"
 

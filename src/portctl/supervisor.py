@@ -74,15 +74,19 @@ class Supervisor:
         """Preferred port, then the range, then an OS-assigned one; a lost bind race moves on."""
         tried: set[int] = set()
         preferred = None if self.spec.auto_port and not self.spec.port_range else self.spec.port
+        previous, why = preferred, output.preferred_taken(preferred)
         for _ in range(PORT_ATTEMPTS):
             port = ports.find_free_port(preferred, self.spec.port_range, self.spec.host,
                                         skip=lambda p: p in tried or self._locked(p))
             tried.add(port)
             self.spec = self.spec.with_port(port)
+            if previous is not None and port != previous:
+                self._event("port_changed", previous=previous, reason=why)
             try:
                 return self._run_on_port()
             except (AlreadyRunning, PortInUse) as lost:
                 self.warn(output.port_race(port, lost.message))
+                previous, why = port, lost.message
         raise PortInUse(*output.no_port_found(sorted(tried)))
 
     def _locked(self, port: int) -> bool:
@@ -419,8 +423,8 @@ class Supervisor:
 
     def _event(self, kind: str, **fields: Any) -> None:
         child = self._child.pid if self._child is not None else None
-        pid = self._record.supervisor.pid if self._record else None
-        self._events.emit(kind, name=self.spec.name, port=self.spec.port, pid=pid, child_pid=child, **fields)
+        self._events.emit(kind, name=self.spec.name, port=self.spec.port, pid=os.getpid(),
+                          child_pid=child, **fields)
         if self._log is not None:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
             self._log.lifecycle(f"{kind} {details}".strip())
