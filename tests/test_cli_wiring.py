@@ -105,3 +105,20 @@ def test_who_json_lists_this_process_as_holder(tmp_path: Path) -> None:
 def test_clean_in_empty_dir(tmp_path: Path) -> None:
     result = run(tmp_path, "clean")
     assert result.exit_code == 0 and "nothing to clean" in result.output
+
+
+def test_status_row_shows_restarts_last_exit_and_health() -> None:
+    from portctl import output
+
+    row = {"port": 8001, "name": "api", "state": "running", "pid": 10, "child_pid": 11, "uptime_s": 42.4,
+           "restarts": 2, "last_exit": {"code": 137, "at": "2026-11-23T14:02:05+00:00", "reason": "exited"},
+           "last_health": {"ok": True, "latency_ms": 3.4, "detail": "200", "at": "2026-11-23T14:02:09+00:00"},
+           "command": ["uvicorn", "app:app"]}
+    assert output.status_row(row) == ["8001", "api", "running", "10", "11", "42s", "2", "137 at 14:02:05",
+                                      "ok 3 ms", "uvicorn app:app"]
+    row.update(last_exit={"code": None, "at": "2026-11-23T14:03:00+00:00", "reason": "health"},
+               last_health={"ok": False, "latency_ms": 1000.0, "detail": "TimeoutError", "at": "x"})
+    assert output.status_row(row)[7:9] == ["- at 14:03:00", "failed (TimeoutError)"]
+    row.update(last_exit=None, last_health=None, restarts=0, uptime_s=None)
+    assert output.status_row(row)[5:9] == ["-", "0", "-", "-"]
+    assert len(output.status_row(row)) == len(output.STATUS_COLUMNS)

@@ -124,5 +124,7 @@ def test_who_json_names_the_portctl_instance(portctl: Portctl) -> None:
     wait_port_accepting(port)
     (row,) = json.loads(portctl.run("who", str(port), "--json").stdout)
     assert row["instance"]["name"] == "named" and row["instance"]["run_dir"] == str(portctl.run_dir)
+    assert row["instance"]["port"] == port and (portctl.run_dir / f".server_{port}.json").exists()
+    assert f"portctl named:{port} in {portctl.run_dir}" in portctl.run("who", port).stdout
     assert row["scope"] == "loopback" and row["parents"][0]["pid"] == proc.pid
     assert finish(proc)[0] == 0

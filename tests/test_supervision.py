@@ -143,6 +143,9 @@ def test_crash_is_restarted_and_serves_again(portctl: Portctl) -> None:
     wait_until(lambda: record(portctl, port).get("restarts") == 1 and accepts(port)
                and record(portctl, port)["state"] == "running", what="the restart")
     assert record(portctl, port)["last_exit"]["code"] == 128 + signal.SIGKILL
+    header, row = portctl.run("status").stdout.splitlines()[:2]  # plain text: not a terminal
+    assert header.split()[6:9] == ["RESTARTS", "LAST", "EXIT"]
+    assert row.split()[2] == "running" and row.split()[6:9] == ["1", str(128 + signal.SIGKILL), "at"]
     stop(portctl, port)
 
 
@@ -157,6 +160,8 @@ def test_failing_health_restarts_the_child(portctl: Portctl) -> None:
     assert seq.count("health_failed") >= 2 and "restarting" in seq
     wait_until(lambda: record(portctl, port)["child"]["pid"] != first_child, what="a new child")
     assert record(portctl, port)["last_health"]["ok"] is False
+    row = portctl.run("status", "--port", port).stdout.splitlines()[1]
+    assert " failed (" in row or " ok " in row  # probes go on: the new child may be healthy by now
     stop(portctl, port)
 
 

@@ -30,8 +30,7 @@ def status(run_dir: Path, port: Optional[int], as_json: bool) -> int:
     if as_json:
         output.emit_json(rows)
     else:
-        output.table("portctl instances", ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "COMMAND"],
-                     [output.status_row(r) for r in rows])
+        output.table("portctl instances", output.STATUS_COLUMNS, [output.status_row(r) for r in rows])
     if port is not None and not any(r["state"] in states.LIVE_STATES for r in rows):
         raise NotRunning(*output.not_running(port))
     return 0

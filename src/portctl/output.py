@@ -249,10 +249,37 @@ def _holder_short(h: Any) -> str:
     return f"pid {h.pid} ({h.name}, {h.username}: {cmd})" if h.pid else f"an unknown process on {h.address}"
 
 
+STATUS_COLUMNS = ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "RESTARTS", "LAST EXIT",
+                  "HEALTH", "COMMAND"]
+
+
 def status_row(r: dict[str, Any]) -> list[str]:
     uptime = f"{r['uptime_s']:.0f}s" if r["uptime_s"] is not None else "-"
     return [str(r["port"]), str(r["name"] or "-"), r["state"], str(r["pid"] or "-"),
-            str(r["child_pid"] or "-"), uptime, " ".join(r["command"])[:60]]
+            str(r["child_pid"] or "-"), uptime, str(r["restarts"]), _last_exit(r["last_exit"]),
+            _last_health(r["last_health"]), " ".join(r["command"])[:50]]
+
+
+def _last_exit(last: Optional[dict[str, Any]]) -> str:
+    """``137 at 14:02:05``; ``- at ...`` when we stopped it (a failed health check)."""
+    if not last:
+        return "-"
+    code = "-" if last.get("code") is None else last["code"]
+    return f"{code} at {_clock(last.get('at'))}"
+
+
+def _last_health(health: Optional[dict[str, Any]]) -> str:
+    if not health:
+        return "-"
+    if health.get("ok"):
+        return f"ok {health.get('latency_ms', 0):.0f} ms"
+    return f"failed ({str(health.get('detail', ''))[:30]})"
+
+
+def _clock(iso: Any) -> str:
+    """The time of day of an ISO 8601 timestamp (``2026-11-23T14:02:05+00:00`` -> ``14:02:05``)."""
+    text = str(iso or "")
+    return text[11:19] if len(text) >= 19 else text or "?"
 
 
 def who_report(port: int, holders: Sequence[dict[str, Any]]) -> None:
@@ -264,7 +291,7 @@ def who_report(port: int, holders: Sequence[dict[str, Any]]) -> None:
     for h in holders:
         chain = " < ".join(f"{p['name']}({p['pid']})" for p in h["parents"][:3]) or "-"
         inst = h["instance"]
-        owner = f"portctl {inst['name']} in {inst['run_dir']}" if inst else "-"
+        owner = f"portctl {inst['name']}:{inst['port'] or '?'} in {inst['run_dir']}" if inst else "-"
         rows.append([str(h["pid"] or "?"), h["name"], h["username"],
                      f"{h['address']} {h['family']} {h['scope']}", h["started_at"] or "-",
                      chain, owner, " ".join(" ".join(h["cmdline"]).split())[:70]])

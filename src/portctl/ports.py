@@ -33,7 +33,7 @@ class Holder(Frozen):
     cwd: Optional[str] = None
     started_at: Optional[str] = None
     parents: tuple[tuple[int, str], ...] = ()  # (pid, name), nearest first
-    instance: Optional[dict[str, str]] = None  # {"name", "run_dir", "token"}
+    instance: Optional[dict[str, Any]] = None  # {"name", "run_dir", "port", "token"}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -64,12 +64,15 @@ def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holde
                   instance=_instance(info.environ), **where)
 
 
-def _instance(env: dict[str, str]) -> Optional[dict[str, str]]:
+def _instance(env: dict[str, str]) -> Optional[dict[str, Any]]:
+    """The portctl instance a process belongs to, from the environment it inherited: its
+    record is ``.server_<port>.json`` in ``run_dir``."""
     token = env.get("PORTCTL_TOKEN")
     if not token:
         return None
+    port = env.get("PORTCTL_PORT", "")
     return {"name": env.get("PORTCTL_NAME", ""), "run_dir": env.get("PORTCTL_RUN_DIR", ""),
-            "token": token}
+            "port": int(port) if port.isdigit() else None, "token": token}
 
 
 def _scope(address: str) -> str:

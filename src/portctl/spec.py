@@ -74,11 +74,11 @@ class ServerSpec(Frozen):
     def child_env(self, token: str, run_dir: str = "",
                   base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
         """The child's environment: the caller's plus PORT and HOST, and the instance's
-        token, name and run dir (inherited by every descendant, so `who` and `clean` can
-        tell our processes from others)."""
+        token, name, run dir and port (inherited by every descendant, so `who` and `clean`
+        can tell our processes from others, and `who` can name the instance's record)."""
         env = dict(os.environ if base is None else base)
         env.update(PORT=str(self.port), HOST=self.host, PORTCTL_TOKEN=token,
-                   PORTCTL_NAME=self.name, PORTCTL_RUN_DIR=run_dir)
+                   PORTCTL_NAME=self.name, PORTCTL_RUN_DIR=run_dir, PORTCTL_PORT=str(self.port))
         return env
 
     def with_port(self, port: int) -> ServerSpec:
