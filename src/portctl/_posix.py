@@ -81,12 +81,12 @@ def graceful_one(proc: psutil.Process) -> None:
     proc.send_signal(signal.SIGTERM)
 
 
-def request_stop(pid: int, run_dir: Path, port: int) -> None:
+def request_stop(pid: int, run_dir: Path, port: int, token: str) -> None:
     """Ask a supervisor (already verified) to stop gracefully."""
     os.kill(pid, signal.SIGTERM)
 
 
-def stop_requested(run_dir: Path, port: int) -> bool:
+def stop_requested(run_dir: Path, port: int, token: str) -> bool:
     """Signals carry stop requests here; there is no request file to look for."""
     return False
 

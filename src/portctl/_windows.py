@@ -6,6 +6,7 @@ CI job, not on the Linux machine where the rest of portctl is verified.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from typing import Mapping, Optional, Sequence
 
 import psutil
 
+from . import stoprequest
 from ._surface import SURFACE
 from ._psutil_net import children, describe, listeners  # net_connections needs no admin here
 
@@ -109,21 +111,14 @@ def graceful_one(proc: psutil.Process) -> None:
     proc.terminate()
 
 
-def _stop_file(run_dir: Path, port: int) -> Path:
-    return run_dir / f".server_{port}.stop"
+def request_stop(pid: int, run_dir: Path, port: int, token: str) -> None:
+    """Leave a stop request (pid and instance token) the supervisor picks up on its next
+    wake-up, every 0.25 s; see stoprequest.py."""
+    stoprequest.write(run_dir, port, pid, token)
 
 
-def request_stop(pid: int, run_dir: Path, port: int) -> None:
-    """Leave a stop request the supervisor picks up on its next wake-up (every 0.25 s)."""
-    _stop_file(run_dir, port).write_text(f"{pid}\n", encoding="ascii")
-
-
-def stop_requested(run_dir: Path, port: int) -> bool:
-    path = _stop_file(run_dir, port)
-    if not path.exists():
-        return False
-    path.unlink(missing_ok=True)
-    return True
+def stop_requested(run_dir: Path, port: int, token: str) -> bool:
+    return stoprequest.take(run_dir, port, os.getpid(), token)
 
 
 def is_privileged() -> bool:
@@ -162,8 +157,6 @@ def try_lock(path: Path) -> Optional[int]:
     """Open ``path`` (creating it) and lock its first byte without blocking (the call filelock
     makes): the fd that holds the lock, or None when another process holds it. Windows does
     not delete a file that is open, so the file locked is the one at ``path``."""
-    import os
-
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT)
     except PermissionError:  # refused while another process has it locked open
@@ -177,7 +170,6 @@ def try_lock(path: Path) -> Optional[int]:
 def unlock(fd: int) -> None:
     """Release a lock from ``try_lock``."""
     import msvcrt
-    import os
 
     try:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
@@ -188,8 +180,6 @@ def unlock(fd: int) -> None:
 def lock_is_held(path: Path) -> bool:
     """Whether another process holds the lock on ``path``: take it for an instant (never
     creating the file)."""
-    import os
-
     try:
         fd = os.open(path, os.O_RDWR)
     except OSError:

@@ -88,7 +88,7 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     record = run_dir.read_record(port)
     assert record is not None  # live_supervisor verified it
     grace = record.spec.grace_s if grace_s is None else grace_s
-    _platform.request_stop(supervisor.pid, run_dir.path, port)
+    _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
     deadline = time.monotonic() + grace + STOP_MARGIN_S
     lock = run_dir.lock_file(port)
     if not ports.wait_until(lambda: _let_go(supervisor, lock), deadline):

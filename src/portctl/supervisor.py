@@ -373,7 +373,7 @@ class Supervisor:
             try:
                 return self._queue.get(block=block, timeout=step if block else None)
             except queue.Empty:
-                if _platform.stop_requested(self.run_dir.path, self.spec.port):
+                if self._stop_requested():
                     return ("signal", int(signal.SIGTERM))
                 if not block or (deadline is not None and time.monotonic() >= deadline):
                     return None
@@ -403,9 +403,14 @@ class Supervisor:
                 self._pending.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        if _platform.stop_requested(self.run_dir.path, self.spec.port):
+        if self._stop_requested():
             self._pending.append(("signal", int(signal.SIGTERM)))
         return any(kind != "health" for kind, _ in self._pending)
+
+    def _stop_requested(self) -> bool:
+        """A stop request that came by file, not by signal (Windows)."""
+        token = self._record.token if self._record is not None else ""
+        return bool(_platform.stop_requested(self.run_dir.path, self.spec.port, token))
 
     def _stop_signal(self) -> Optional[int]:
         """A stop signal that has arrived (kept pending), or None."""
