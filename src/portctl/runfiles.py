@@ -110,7 +110,7 @@ class RunDir:
     def write_spec(self, spec: ServerSpec) -> None:
         path = self.spec_file(spec.port)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n")
+        write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n", durable=True)
 
     def read_spec(self, port: int) -> Optional[ServerSpec]:
         """The spec last started on ``port``: from the live record, else the saved spec."""
@@ -172,14 +172,18 @@ class RunDir:
         return removed
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write then rename, so readers see the old file or the new one, never half of one."""
+def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
+    """Write then rename, so readers see the old file or the new one, never half of one.
+    ``durable`` also syncs it to disk first: for the spec, which outlives a reboot. Pid files
+    and records need not pay that (~1 ms each, on the restart path): after a crash of the
+    machine no process holds their lock, so they are stale whatever they hold."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -165,7 +165,7 @@ class Supervisor:
                 threading.Thread(target=pump, args=(stream, self._log), daemon=True).start()
         threading.Thread(target=lambda: self._queue.put(("exit", (child.pid, child.wait()))),
                          daemon=True).start()
-        self._update(child=ProcRef.of_pid(child.pid), state="starting")
+        self._update(child=ProcRef.of_pid(child.pid), state="starting", restarts=self._tracker.restarts)
         self._event("started")
 
     def _wait_ready(self, began: float) -> str:
@@ -277,7 +277,8 @@ class Supervisor:
         if delay is None:
             policy = self.spec.backoff
             return self._fatal(output.too_many_restarts(policy.max_restarts, policy.window_s))
-        self._update(state="backoff", reason=reason, restarts=self._tracker.restarts)
+        if delay > 0:  # an immediate restart goes straight to "starting": nothing to show meanwhile
+            self._update(state="backoff", reason=reason, restarts=self._tracker.restarts)
         self._event("restarting", reason=reason, delay_s=round(delay, 3), restarts=self._tracker.restarts)
         stop = self._sleep(delay)
         if stop is not None:
