@@ -19,7 +19,7 @@ class Holder(Frozen):
     """A process listening on a port (pid None: the kernel shows the socket, not its owner).
 
     ``instance`` is set when the process was started by a portctl instance:
-    ``{"name", "run_dir", "token"}`` from the environment it inherited.
+    ``{"name", "run_dir", "port", "token"}`` from the environment it inherited.
     """
 
     pid: Optional[int]
