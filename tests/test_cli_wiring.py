@@ -122,3 +122,14 @@ def test_status_row_shows_restarts_last_exit_and_health() -> None:
     row.update(last_exit=None, last_health=None, restarts=0, uptime_s=None)
     assert output.status_row(row)[5:9] == ["-", "0", "-", "-"]
     assert len(output.status_row(row)) == len(output.STATUS_COLUMNS)
+
+
+def test_in_process_start_gives_signal_dispositions_back(tmp_path: Path) -> None:
+    """The foreground supervisor ignores stop signals outside its run; called in-process it
+    must hand them back, or every process started later inherits SIG_IGN."""
+    import signal
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    result = run(tmp_path, "start", "--port", str(unused_port()), "--host", "no.such.host.invalid")
+    assert result.exit_code == 2
+    assert {sig: signal.getsignal(sig) for sig in before} == before

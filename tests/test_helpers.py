@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import (APPS, TEST_MARKER, Tracker, accepts, app, free_ports, is_gone, leaks, listeners,
-                      lock_held, marked_processes, reap, unused_port, untouched, wait_file,
+from conftest import (APPS, TEST_MARKER, Tracker, accepts, app, free_ports, global_state, is_gone, leaks,
+                      listeners, lock_held, restore_global_state, marked_processes, reap, unused_port, untouched, wait_file,
                       wait_port_accepting, wait_port_refusing, wait_until)
 
 pytestmark = pytest.mark.timeout(60)
@@ -212,3 +212,17 @@ def test_the_leak_check_fails_a_leaking_test_and_kills_the_leak(spawn, tmp_path:
     finally:
         if not is_gone(leaked) and "slow.py" in " ".join(psutil.Process(leaked).cmdline()):
             psutil.Process(leaked).kill()
+
+
+# ----------------------------------------------------------------------------- global state
+
+def test_global_state_guard_names_and_restores_what_changed(tmp_path: Path) -> None:
+    before = global_state()
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    os.chdir(tmp_path)
+    os.environ["PORTCTL_TEST_GUARD_PROBE"] = "1"
+    changed = restore_global_state(before)
+    assert changed == ["SIGUSR1 handler", f"cwd ({tmp_path})", "environment (PORTCTL_TEST_GUARD_PROBE)"]
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL and os.getcwd() == before[1]
+    assert "PORTCTL_TEST_GUARD_PROBE" not in os.environ
+    assert restore_global_state(before) == []

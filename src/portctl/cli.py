@@ -15,6 +15,9 @@ from . import __version__, output
 from .errors import PortctlError
 
 PORT = click.IntRange(1, 65535)
+# True once main() runs: the process is portctl's own. Called in-process (CliRunner), a
+# foreground supervisor hands the caller's signal dispositions back when it returns.
+_OWN_PROCESS = False
 SECONDS = click.FloatRange(min=0)
 
 
@@ -135,7 +138,7 @@ def _launch(spec: Any, force: bool) -> None:
     if not spec.detached:
         from .supervisor import Supervisor, run_as_process
 
-        raise SystemExit(run_as_process(Supervisor(spec, run_dir, force=force)))
+        raise SystemExit(run_as_process(Supervisor(spec, run_dir, force=force), exiting=_OWN_PROCESS))
     from .daemon import launch
 
     outcome = launch(spec, run_dir, force)
@@ -290,5 +293,7 @@ def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], h
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: this process is portctl's own, and ends when the command does."""
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     cli(prog_name="portctl")

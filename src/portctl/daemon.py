@@ -105,7 +105,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
                                 notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
-        code = run_as_process(supervisor)
+        code = run_as_process(supervisor, exiting=True)
     except PortctlError as exc:
         handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint, log=record_log)
         return exc.exit_code

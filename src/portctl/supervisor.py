@@ -467,13 +467,20 @@ class Supervisor:
             self._log.close()
 
 
-def run_as_process(supervisor: Supervisor) -> int:
+def run_as_process(supervisor: Supervisor, *, exiting: bool) -> int:
     """Run ``supervisor`` as this process's whole job (the CLI's foreground `start`, the
     daemon). Stop signals are ignored outside ``run()`` — inside it they are recorded — so a
-    storm of them (Ctrl+C held down) cannot kill the process after it has stopped cleanly."""
-    for sig in _platform.STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    return supervisor.run()
+    storm of them (Ctrl+C held down) cannot kill the process after it has stopped cleanly.
+    With ``exiting`` the process ends right after, so they stay ignored on the way out;
+    otherwise (portctl called in-process, as click's CliRunner does) the caller gets its
+    dispositions back: every process it starts later would inherit SIG_IGN."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _platform.STOP_SIGNALS}
+    try:
+        return supervisor.run()
+    finally:
+        if not exiting:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _exit_code(returncode: int) -> int:
