@@ -221,6 +221,7 @@ def clean(run_dir: RunDir, dry_run: bool = False) -> list[tuple[str, str]]:
     for port in run_dir.ports():
         if is_held(run_dir.lock_file(port)):
             continue
+        run_dir.read_pid(port)  # a planted pid file is refused (safefile), not removed unread
         record = run_dir.read_record(port)
         orphans = find_orphans(record) if record else []
         actions += [("stop orphan pid", str(p.pid)) for p in orphans]
