@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import Popen, Portctl, app, lock_held, unused_port, wait_until
-from portctl.errors import BadInput
+from portctl.errors import BadInput, PortctlError
 from portctl.identity import ProcRef
 from portctl.lock import PortLock
 from portctl.runfiles import Record, RunDir
@@ -160,7 +160,7 @@ def test_the_lock_files_symlink_is_never_followed(shared_portctl: Portctl, as_no
     finally:
         stop_quietly(shared_portctl, port)
     assert not target.exists()
-    with pytest.raises(Exception, match="symbolic link"):
+    with pytest.raises(PortctlError, match="symbolic link"):
         PortLock(lock).acquire()
     assert not target.exists()
 
@@ -198,8 +198,7 @@ def test_a_run_file_others_may_write_is_refused(portctl: Portctl) -> None:
     pid_file.write_text(f"{os.getpid()}\n")
     pid_file.chmod(0o666)
     result = portctl.run("status", "--port", port, timeout=HANG_S)
-    me = __import__("pwd").getpwuid(os.geteuid()).pw_name if hasattr(os, "geteuid") else ""
-    refused(result, pid_file, owner=me)
+    refused(result, pid_file, owner=_me())
     assert "0666" in result.stderr
 
 
@@ -264,3 +263,39 @@ def test_a_stray_flock_over_a_stale_record_is_no_supervisor(portctl: Portctl, sp
     assert (f"the lock holder (pid {stray.pid}) is not the recorded supervisor (pid {supervisor.pid})"
             in lines[0])
     assert stray.poll() is None  # nothing was signalled
+
+
+# ----------------------------------------------------------------------------- reading: no symlink either
+
+def test_a_symlinked_portctl_is_never_read_through(portctl: Portctl, tmp_path: Path) -> None:
+    port, elsewhere = unused_port(), tmp_path / "elsewhere"
+    (elsewhere / "specs").mkdir(parents=True)
+    spec = ServerSpec(port=port, command=("/bin/sh", "-c", f"touch {tmp_path / 'ran'}"))
+    (elsewhere / "specs" / f"{port}.json").write_text(json.dumps(spec.to_dict()))
+    (portctl.run_dir / ".portctl").symlink_to(elsewhere)
+    with pytest.raises(PortctlError, match="symbolic link"):  # safefile.UnsafeFile
+        RunDir(portctl.run_dir).read_spec(port)
+    result = portctl.run("restart", "--port", port, timeout=HANG_S)
+    refused(result, portctl.run_dir / ".portctl", owner=_me())
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("command", [["logs", "web"], ["events"]])
+def test_logs_and_events_are_never_read_through_a_symlink(portctl: Portctl, tmp_path: Path,
+                                                         command: list[str]) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("the secret\n")
+    logs = portctl.run_dir / ".portctl" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "web.log").symlink_to(secret)
+    (logs.parent / "events.jsonl").symlink_to(secret)
+    result = portctl.run(*command, timeout=HANG_S)
+    path = logs / "web.log" if command[0] == "logs" else logs.parent / "events.jsonl"
+    refused(result, path, owner=_me())
+    assert "the secret" not in result.stdout
+
+
+def _me() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name

@@ -33,7 +33,7 @@ class EventLog:
                  "event": kind, **fields}
         line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         safefile.ensure_dir(self.path.parent, 1)  # .portctl
-        fd = safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=1)
         try:
             os.write(fd, line)
         finally:
@@ -44,7 +44,7 @@ class EventLog:
 def read_events(run_dir: Path) -> Iterator[dict[str, Any]]:
     """Every well-formed event recorded in the run dir, oldest first (damaged lines skipped)."""
     try:
-        fd = safefile.open_file(events_file(run_dir), os.O_RDONLY)
+        fd = safefile.open_file(events_file(run_dir), os.O_RDONLY, depth=1)
         with open(fd, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:

@@ -86,11 +86,9 @@ def _distrust(port: int, lock: Path, pid: Optional[int], record: Optional[Record
 
 def _is_portctl(proc: psutil.Process, lock: Path) -> bool:
     """Whether ``proc`` runs portctl (its command line names it; the lock's own path, as in
-    `flock .../portctl-x/.server_P.lock CMD`, does not count). Unreadable counts as portctl."""
+    `flock .../portctl-x/.server_P.lock CMD`, does not count). Unreadable: not verified, no."""
     try:
         return any("portctl" in arg and lock.name not in arg for arg in proc.cmdline())
-    except psutil.AccessDenied:
-        return True
     except psutil.Error:
         return False
 

@@ -34,7 +34,7 @@ class RotatingLog:
         self._size = os.fstat(self._fd).st_size
 
     def _open(self) -> int:
-        return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=2)
 
     def write(self, data: bytes) -> None:
         with self._lock:
@@ -138,8 +138,10 @@ def follow(path: Path, lines: int = 10, *, poll_s: float = 0.1,
 
 
 def _open_read(path: Path) -> BinaryIO:
-    """A log opened for reading as a run file (no symlink, no FIFO, ours): UnsafeFile if not."""
-    return os.fdopen(safefile.open_file(path, os.O_RDONLY), "rb")
+    """A log (``.portctl/logs/NAME.log``) or the events (``.portctl/events.jsonl``) opened for
+    reading as a run file, through checked directories: UnsafeFile if not ours."""
+    depth = next((n for n, d in ((1, path.parent), (2, path.parent.parent)) if d.name == ".portctl"), 0)
+    return os.fdopen(safefile.open_file(path, os.O_RDONLY, depth=depth), "rb")
 
 
 def _open_at_end(path: Path) -> tuple[Optional[BinaryIO], Optional[tuple[int, int]]]:

@@ -196,7 +196,7 @@ def foreign_lock(port: int, holders: Iterable[int]) -> Msg:
     pids = ", ".join(map(str, sorted(holders)))
     return (f"port {port}'s lock .server_{port}.lock is held by pid {pids}, which is not a "
             "portctl supervisor; nothing was started",
-            f"see it with `ps -p {pids}`; stop that process to release the lock")
+            f"see it with `ps -p {pids.replace(', ', ',')}`; stop it to release the lock")
 
 
 def unsafe_kind(path: object, kind: str, owner: str) -> Msg:

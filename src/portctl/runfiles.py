@@ -119,8 +119,7 @@ class RunDir:
         record = self.read_record(port)
         if record is not None:
             return record.spec
-        safefile.check_dirs(self.spec_file(port).parent, 2)
-        raw = _read_small(self.spec_file(port))
+        raw = safefile.read_small(self.spec_file(port), _MAX_FILE_BYTES, depth=2)
         try:
             spec = ServerSpec.from_dict(json.loads(raw)) if raw else None
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):

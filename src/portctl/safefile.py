@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from typing import Optional
 
 _SAFE_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = getattr(os, "O_DIRECTORY", 0)
+_DIR_FD = os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd
 _BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
@@ -28,16 +30,26 @@ class UnsafeFile(PortctlError):
     """A run file or ``.portctl/`` directory that portctl refuses to trust (exit 1)."""
 
 
-def open_file(path: Path, flags: int, mode: int = 0o600) -> int:
+def open_file(path: Path, flags: int, mode: int = 0o600, *, depth: int = 0) -> int:
     """``os.open`` that follows no symlink, never blocks on a FIFO, and returns an fd only for a
-    regular file we own that nobody else may write. FileNotFoundError passes through."""
+    regular file we own that nobody else may write. FileNotFoundError passes through.
+
+    ``depth`` is how many directories above the file are portctl's (2 for
+    ``.portctl/logs/NAME.log``): each is opened in turn, relative to the last, with the same
+    checks, so a directory swapped for a symlink after a check still leads nowhere."""
+    parent = _open_dirs(path.parent, depth, create=False) if depth else None
     try:
-        fd = os.open(path, flags | _SAFE_FLAGS, mode)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        _refuse_link(path, exc)
-        raise
+        where = path.name if parent is not None else path
+        try:
+            fd = os.open(where, flags | _SAFE_FLAGS, mode, dir_fd=parent)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            _refuse_link(path, exc)
+            raise
+    finally:
+        if parent is not None:
+            os.close(parent)
     try:
         check(path, os.fstat(fd), stat.S_ISREG)
     except BaseException:
@@ -46,11 +58,11 @@ def open_file(path: Path, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
-def read_small(path: Path, limit: int) -> Optional[bytes]:
+def read_small(path: Path, limit: int, *, depth: int = 0) -> Optional[bytes]:
     """The content of a trusted regular file of 1 to ``limit`` bytes; None when it is missing,
     unreadable, empty or longer (stale); UnsafeFile when it is not to be trusted."""
     try:
-        fd = open_file(path, os.O_RDONLY)
+        fd = open_file(path, os.O_RDONLY, depth=depth)
     except OSError:
         return None
     try:
@@ -62,34 +74,51 @@ def read_small(path: Path, limit: int) -> Optional[bytes]:
     return raw if 0 < len(raw) <= limit else None
 
 
-def check_dir(path: Path) -> bool:
-    """Whether ``path`` exists, checked as a private directory (UnsafeFile if it is not one)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    check(path, st, stat.S_ISDIR)
-    return True
-
-
 def ensure_dir(path: Path, depth: int) -> None:
     """Create (mode 0755) and check ``path`` and its ``depth - 1`` parents, outermost first:
     ``ensure_dir(run/.portctl/logs, 2)`` checks ``.portctl`` before it creates ``logs`` in it."""
-    chain = [path, *path.parents][:depth]
-    for directory in reversed(chain):
-        if not check_dir(directory):
+    fd = _open_dirs(path, depth, create=True)
+    if fd is not None:
+        os.close(fd)
+
+
+def _open_dirs(path: Path, depth: int, *, create: bool) -> Optional[int]:
+    """An fd of directory ``path``, reached from its ``depth``-th parent (trusted: the run dir
+    as given) one checked directory at a time, made first if ``create``. None where the OS
+    opens no directory relative to another (Windows): there the paths are checked instead."""
+    chain = list(reversed([path, *path.parents][:depth]))
+    if not _DIR_FD:
+        for directory in chain:
+            if create:
+                _mkdir(directory, None)
+            check(directory, os.lstat(directory), stat.S_ISDIR)
+        return None
+    fd = os.open(chain[0].parent, os.O_RDONLY | _DIR_FLAGS)
+    try:
+        for directory in chain:
+            if create:
+                _mkdir(directory.name, fd)
             try:
-                os.mkdir(directory, 0o755)
-            except FileExistsError:
-                pass  # made by a concurrent portctl (or planted): checked next
-            check_dir(directory)
+                inner = os.open(directory.name, os.O_RDONLY | _DIR_FLAGS | _SAFE_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                raise
+            except OSError:  # a symlink or a file (ENOTDIR, ELOOP): name what it is
+                check(directory, os.lstat(directory.name, dir_fd=fd), stat.S_ISDIR)
+                raise
+            os.close(fd)
+            fd = inner
+            check(directory, os.fstat(fd), stat.S_ISDIR)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def check_dirs(path: Path, depth: int) -> None:
-    """Check the existing ones of ``path`` and its ``depth - 1`` parents (nothing is created)."""
-    for directory in reversed([path, *path.parents][:depth]):
-        if not check_dir(directory):
-            return
+def _mkdir(path: object, dir_fd: Optional[int]) -> None:
+    try:
+        os.mkdir(path, 0o755, dir_fd=dir_fd)  # type: ignore[arg-type]
+    except FileExistsError:
+        pass  # ours from before, a concurrent portctl's, or planted: checked next
 
 
 def check(path: Path, st: os.stat_result, kind_ok: object) -> None:
