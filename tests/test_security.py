@@ -192,14 +192,21 @@ def test_a_run_file_of_another_user_is_refused(shared_portctl: Portctl, as_nobod
         refused(shared_portctl.run(*args, timeout=HANG_S), pid_file)
 
 
-def test_a_run_file_others_may_write_is_refused(portctl: Portctl) -> None:
+@pytest.mark.parametrize("what", ["pid file", ".portctl"])
+def test_a_run_file_others_may_write_is_refused(portctl: Portctl, what: str) -> None:
     port = unused_port()
-    pid_file = portctl.pid_file(port)
-    pid_file.write_text(f"{os.getpid()}\n")
-    pid_file.chmod(0o666)
-    result = portctl.run("status", "--port", port, timeout=HANG_S)
-    refused(result, pid_file, owner=_me())
-    assert "0666" in result.stderr
+    if what == "pid file":
+        path, args = portctl.pid_file(port), ["status", "--port", port]
+        path.write_text(f"{os.getpid()}\n")
+    else:
+        path, args = portctl.run_dir / ".portctl", ["restart", "--port", port]
+        (path / "specs").mkdir(parents=True)
+        spec = ServerSpec(port=port, command=tuple(app("listener", "{port}")))
+        (path / "specs" / f"{port}.json").write_text(json.dumps(spec.to_dict()))
+    path.chmod(0o666 if path.is_file() else 0o777)
+    result = portctl.run(*args, timeout=HANG_S)
+    refused(result, path, owner=_me())
+    assert "0666" in result.stderr or "0777" in result.stderr
 
 
 # ----------------------------------------------------------------------------- names are names
@@ -299,3 +306,22 @@ def _me() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_a_consistently_edited_record_names_the_real_reason(portctl: Portctl, bystander) -> None:  # type: ignore[no-untyped-def]
+    """Record and pid file both edited to name a bystander: the lock holder says who is real."""
+    import psutil
+
+    port = unused_port()
+    proc = portctl.serve(port, "--", *app("listener", "{port}"))
+    record = portctl.record(port)
+    record["supervisor"] = {"pid": bystander.pid, "create_time": psutil.Process(bystander.pid).create_time()}
+    portctl.record_file(port).write_text(json.dumps(record))
+    portctl.pid_file(port).write_text(f"{bystander.pid}\n")
+    result = portctl.run("stop", "--port", port, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert f"the lock holder (pid {proc.pid}) is not the recorded supervisor (pid {bystander.pid})" in lines[0]
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=HANG_S) == 0
