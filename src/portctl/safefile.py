@@ -18,7 +18,7 @@ from .errors import PortctlError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Optional
+    from typing import Callable, Optional
 
 _SAFE_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = getattr(os, "O_DIRECTORY", 0)
@@ -121,11 +121,11 @@ def _mkdir(path: object, dir_fd: Optional[int]) -> None:
         pass  # ours from before, a concurrent portctl's, or planted: checked next
 
 
-def check(path: Path, st: os.stat_result, kind_ok: object) -> None:
+def check(path: Path, st: os.stat_result, kind_ok: Callable[[int], bool]) -> None:
     """Refuse ``st`` (of ``path``) unless it is of the wanted kind, ours, and not writable by others."""
     from . import output
 
-    if not kind_ok(st.st_mode):  # type: ignore[operator]
+    if not kind_ok(st.st_mode):
         raise UnsafeFile(*output.unsafe_kind(path, _kind(st.st_mode), _owner(st.st_uid)))
     euid = getattr(os, "geteuid", None)
     if euid is None:  # Windows: no uid to compare
