@@ -73,9 +73,10 @@ def listeners(port: int) -> list[Listener]:
 
 
 def lock_holders(path: Path) -> Optional[set[int]]:
-    """The pids /proc/locks names for flock locks on ``path``'s inode (exact: the kernel's word)."""
+    """The pids /proc/locks names for flock locks on ``path``'s inode (exact: the kernel's word).
+    A symlink is not followed: its target is no lock of ours."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
         with open("/proc/locks", encoding="ascii") as fh:
             lines = fh.read().splitlines()
     except OSError:

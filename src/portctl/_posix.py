@@ -140,9 +140,13 @@ def try_lock(path: Path) -> Optional[int]:
     """Open ``path`` (creating it) and take its exclusive flock without blocking: the fd that
     holds the lock, or None when another process holds it. A lock taken on a file that is no
     longer at ``path`` (`clean` unlinks unheld lock files) is dropped and the path opened
-    again, so two processes never hold locks on two different files of the same name."""
+    again, so two processes never hold locks on two different files of the same name.
+    The file is opened as a run file: a symlink is never followed (nor created through), and
+    one that is not ours, or that others may write, is refused (safefile.UnsafeFile)."""
+    from .safefile import open_file
+
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_file(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not _flock(fd):
                 os.close(fd)
@@ -164,7 +168,7 @@ def lock_is_held(path: Path) -> bool:
     """Whether another process holds the lock on ``path``: take it for an instant (never
     creating the file), as filelock would."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:

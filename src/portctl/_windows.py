@@ -156,9 +156,12 @@ def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
 def try_lock(path: Path) -> Optional[int]:
     """Open ``path`` (creating it) and lock its first byte without blocking (the call filelock
     makes): the fd that holds the lock, or None when another process holds it. Windows does
-    not delete a file that is open, so the file locked is the one at ``path``."""
+    not delete a file that is open, so the file locked is the one at ``path``. Anything but a
+    regular file there is refused (safefile.UnsafeFile)."""
+    from .safefile import open_file
+
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        fd = open_file(path, os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError:  # refused while another process has it locked open
         return None
     if not _lock_first_byte(fd):

@@ -93,7 +93,8 @@ def _run_dir() -> Any:
 @click.option("--force", is_flag=True, help="Free the port from whatever holds it (policy applies).")
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True, help="Seconds between TERM and KILL.")
 @click.option("--ready-timeout", type=SECONDS, default=30.0, show_default=True)
-@click.option("--name", default="", help="Instance name (default: derived from the command).")
+@click.option("--name", default="", help="Instance name: 1-64 of A-Z a-z 0-9 . _ -, no leading . "
+              "(default: derived from the command).")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; return once it serves.")
 @click.option("--restart", type=click.Choice(["no", "on-failure", "always"]), default=None,
               help="Restart policy [default: no in the foreground, on-failure with -d].")

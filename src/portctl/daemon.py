@@ -15,6 +15,7 @@ from . import output
 from ._record import Frozen, fields
 from .errors import PortctlError
 from .runfiles import Record, RunDir
+from .safefile import UnsafeFile
 from .spec import ServerSpec
 
 HANDSHAKE_MARGIN_S = 15.0  # beyond ready timeout + grace: the daemon always answers first
@@ -106,8 +107,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
                                 notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
         code = run_as_process(supervisor, exiting=True)
-    except PortctlError as exc:
-        handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint, log=record_log)
+    except PortctlError as exc:  # a refused run file: its log is not to be read either
+        handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint,
+                       log=None if isinstance(exc, UnsafeFile) else record_log)
         return exc.exit_code
     except BaseException as exc:  # the parent must hear something, whatever happened
         handshake.send(code=1, message=f"supervisor failed: {exc!r}", log=record_log)

@@ -1,4 +1,5 @@
-"""Lifecycle events as JSON lines in ``.portctl/events.jsonl`` (one file per run dir)."""
+"""Lifecycle events as JSON lines in ``.portctl/events.jsonl`` (one file per run dir), opened as
+a run file (safefile.py): no symlink followed, a regular file of the invoking user only."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from . import safefile
 
 KINDS = frozenset({
     "started", "ready", "exited", "restarting", "health_failed", "health_ok", "port_conflict",
@@ -29,8 +32,8 @@ class EventLog:
         event = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                  "event": kind, **fields}
         line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        safefile.ensure_dir(self.path.parent, 1)  # .portctl
+        fd = safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=1)
         try:
             os.write(fd, line)
         finally:
@@ -41,7 +44,8 @@ class EventLog:
 def read_events(run_dir: Path) -> Iterator[dict[str, Any]]:
     """Every well-formed event recorded in the run dir, oldest first (damaged lines skipped)."""
     try:
-        with open(events_file(run_dir), encoding="utf-8", errors="replace") as fh:
+        fd = safefile.open_file(events_file(run_dir), os.O_RDONLY, depth=1)
+        with open(fd, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     event = json.loads(line)

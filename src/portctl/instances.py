@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import psutil
 
 from . import _platform, output, policy, ports
-from .errors import NotRunning, PermissionDenied, PortctlError, PortInUse
+from .errors import AlreadyRunning, NotRunning, PermissionDenied, PortctlError, PortInUse
 from .identity import is_alive, process, resolve
 from .lock import is_held, remove_if_free
 from .runfiles import Record, RunDir
@@ -55,27 +55,57 @@ def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
     if not is_held(lock):
         return None
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
-    recorded = record.supervisor.pid if record else None
     proc = resolve(record.supervisor) if record else None
-    if proc is None or pid != recorded or not _is_our_supervisor(proc, lock):
+    reason = _distrust(port, lock, pid, record, proc)
+    if reason is not None:
         exiting = pid is None or record is None  # it removes its files, then lets go
         if not is_held(lock) or (exiting and ports.wait_until(lambda: not is_held(lock),
                                                               time.monotonic() + SETTLE_S)):
             return None  # it exited while we looked: nothing is running any more
-        raise PortctlError(*output.tampered(port, pid, recorded))
+        raise PortctlError(*output.tampered(port, reason))
     return proc
 
 
-def _is_our_supervisor(proc: psutil.Process, lock: Path) -> bool:
-    """The files can be edited together; the lock cannot: its holder must be ``proc`` (where
-    the OS says who holds it), and ``proc`` must be a portctl process."""
+def _distrust(port: int, lock: Path, pid: Optional[int], record: Optional[Record],
+              proc: Optional[psutil.Process]) -> Optional[str]:
+    """Why the lock and the files do not name one live portctl supervisor (None: they do).
+    The files can be edited together; the lock cannot: its holder must be the recorded
+    supervisor (where the OS says who holds it), alive, a portctl process, and the pid file's."""
+    recorded = record.supervisor.pid if record else None
     holders = _platform.lock_holders(lock)
-    if holders is not None and proc.pid not in holders:
-        return False
+    if holders and recorded not in holders:
+        return output.holder_mismatch(holders, recorded)
+    if pid != recorded:
+        return output.pid_file_mismatch(port, pid, recorded)
+    if proc is None:
+        return output.supervisor_gone(recorded)
+    if not _is_portctl(proc, lock):
+        return output.not_portctl(proc.pid)
+    return None
+
+
+def _is_portctl(proc: psutil.Process, lock: Path) -> bool:
+    """Whether ``proc`` runs portctl (its command line names it; the lock's own path, as in
+    `flock .../portctl-x/.server_P.lock CMD`, does not count). Unreadable: not verified, no."""
     try:
-        return any("portctl" in arg for arg in proc.cmdline())
+        return any("portctl" in arg and lock.name not in arg for arg in proc.cmdline())
     except psutil.Error:
         return False
+
+
+def lock_taken(run_dir: RunDir, port: int) -> PortctlError:
+    """Why ``port``'s lock could not be taken. Where the OS names the holder and it is neither
+    the recorded supervisor nor a portctl process (a stray `flock` on the file), say so and
+    name it (exit 1): it is no instance to stop or restart. Otherwise a live portctl holds it
+    (AlreadyRunning, exit 6)."""
+    lock = run_dir.lock_file(port)
+    holders = _platform.lock_holders(lock)
+    record = run_dir.read_record(port)
+    if holders and (record is None or record.supervisor.pid not in holders):
+        procs = [process(pid) for pid in holders]
+        if all(p is not None and not _is_portctl(p, lock) for p in procs):
+            return PortctlError(*output.foreign_lock(port, holders))
+    return AlreadyRunning(*output.already_running(port, run_dir.read_pid(port)))
 
 
 def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
@@ -189,6 +219,7 @@ def clean(run_dir: RunDir, dry_run: bool = False) -> list[tuple[str, str]]:
     for port in run_dir.ports():
         if is_held(run_dir.lock_file(port)):
             continue
+        run_dir.read_pid(port)  # a planted pid file is refused (safefile), not removed unread
         record = run_dir.read_record(port)
         orphans = find_orphans(record) if record else []
         actions += [("stop orphan pid", str(p.pid)) for p in orphans]

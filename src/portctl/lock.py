@@ -6,6 +6,9 @@ byte-range lock through msvcrt on Windows), so either sees the other's; it is ta
 directly because importing filelock 4 costs a supervisor ~10 MiB and ~40 ms (typing,
 inspect, logging, hashlib). The lock file itself stays after release, as filelock
 intends: unlinking a locked path would split contenders across two inodes.
+
+Any process may flock the file, so "held" is not "held by the recorded supervisor":
+``held_by`` tells them apart. The file is opened as a run file (O_NOFOLLOW, ours only).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Optional
+
+    from .identity import ProcRef
 
 PROBE_WAIT_S = 0.25
 
@@ -61,6 +66,20 @@ def is_held(path: Path) -> bool:
     if holders is not None:
         return bool(holders)
     return _platform.lock_is_held(path)
+
+
+def held_by(path: Path, ref: ProcRef) -> bool:
+    """Whether the lock at ``path`` is held by the process ``ref`` names, not merely by someone
+    (any process may flock the file). Where the OS names lock holders (Linux: /proc/locks) that
+    is exact; elsewhere: the lock is held and ``ref`` is still that live process."""
+    holders = _platform.lock_holders(path)
+    if holders is not None:
+        return ref.pid in holders
+    if not _platform.lock_is_held(path):
+        return False
+    from .identity import resolve
+
+    return resolve(ref) is not None
 
 
 def remove_if_free(path: Path) -> bool:

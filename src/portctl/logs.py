@@ -4,6 +4,8 @@ side (`tail`, `follow`) for ``portctl logs``.
 Rotation renames ``name.log`` -> ``name.log.1`` -> ... -> ``name.log.<backups>`` (the oldest
 is dropped). On Windows a rename fails while a reader holds the file open; rotation then
 retries on the next write (the file grows a little past its limit until the reader lets go).
+Logs live in ``.portctl/logs/`` and are opened as run files (safefile.py): no symlink followed,
+regular files of the invoking user only, rotation included.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional
+
+from . import safefile
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
@@ -25,12 +29,12 @@ class RotatingLog:
     def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        safefile.ensure_dir(path.parent, 2)  # .portctl/logs
         self._fd: Optional[int] = self._open()
         self._size = os.fstat(self._fd).st_size
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=2)
 
     def write(self, data: bytes) -> None:
         with self._lock:
@@ -95,7 +99,7 @@ def tail(path: Path, lines: int) -> list[str]:
 
 def _tail_one(path: Path, lines: int) -> list[str]:
     try:
-        with open(path, "rb") as fh:
+        with _open_read(path) as fh:
             end = fh.seek(0, os.SEEK_END)
             block, data = 8192, b""
             while end > 0 and data.count(b"\n") <= lines:
@@ -133,9 +137,16 @@ def follow(path: Path, lines: int = 10, *, poll_s: float = 0.1,
             fh.close()
 
 
+def _open_read(path: Path) -> BinaryIO:
+    """A log (``.portctl/logs/NAME.log``) or the events (``.portctl/events.jsonl``) opened for
+    reading as a run file, through checked directories: UnsafeFile if not ours."""
+    depth = next((n for n, d in ((1, path.parent), (2, path.parent.parent)) if d.name == ".portctl"), 0)
+    return os.fdopen(safefile.open_file(path, os.O_RDONLY, depth=depth), "rb")
+
+
 def _open_at_end(path: Path) -> tuple[Optional[BinaryIO], Optional[tuple[int, int]]]:
     try:
-        fh = open(path, "rb")
+        fh = _open_read(path)
     except OSError:
         return None, None
     fh.seek(0, os.SEEK_END)
@@ -157,7 +168,7 @@ def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tupl
     if fh is not None:
         fh.close()
     try:
-        fh = open(path, "rb")
+        fh = _open_read(path)
     except OSError:
         return None, None, pending
     return fh, (st.st_dev, st.st_ino), b""

@@ -52,6 +52,11 @@ def bad_number(option: str, value: object) -> Msg:
     return f"invalid {option} {value!r}", "use a number of seconds >= 0"
 
 
+def bad_name(name: object) -> Msg:
+    return (f"invalid name {name!r}",
+            "use 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.'")
+
+
 def already_running(port: int, pid: Optional[int]) -> Msg:
     who = f"pid {pid}" if pid else "another portctl"
     return (f"port {port} is already managed by a running portctl ({who})",
@@ -163,10 +168,51 @@ def exited(code: int) -> Msg:
     return f"the child exited on its own with code {code}", ""
 
 
-def tampered(port: int, file_pid: Optional[int], recorded: Optional[int]) -> Msg:
-    return (f"refusing to signal: .server_{port}.pid names pid {file_pid} but the recorded "
-            f"supervisor is pid {recorded}",
-            "the pid file was edited or the record is damaged; check by hand")
+def tampered(port: int, reason: str) -> Msg:
+    return (f"refusing to signal the instance on port {port}: {reason}",
+            "the run files were edited or are damaged; check by hand")
+
+
+def pid_file_mismatch(port: int, file_pid: Optional[int], recorded: Optional[int]) -> str:
+    return f".server_{port}.pid names pid {file_pid} but the recorded supervisor is pid {recorded}"
+
+
+def holder_mismatch(holders: Iterable[int], recorded: Optional[int]) -> str:
+    pids = ", ".join(map(str, sorted(holders)))
+    if recorded is None:
+        return f"the lock holder (pid {pids}) has no readable record"
+    return f"the lock holder (pid {pids}) is not the recorded supervisor (pid {recorded})"
+
+
+def supervisor_gone(recorded: Optional[int]) -> str:
+    return f"the recorded supervisor (pid {recorded}) is not running, yet its lock is held"
+
+
+def not_portctl(pid: int) -> str:
+    return f"pid {pid} is not a portctl process"
+
+
+def foreign_lock(port: int, holders: Iterable[int]) -> Msg:
+    pids = ", ".join(map(str, sorted(holders)))
+    return (f"port {port}'s lock .server_{port}.lock is held by pid {pids}, which is not a "
+            "portctl supervisor; nothing was started",
+            f"see it with `ps -p {pids.replace(', ', ',')}`; stop it to release the lock")
+
+
+def unsafe_kind(path: object, kind: str, owner: str) -> Msg:
+    return (f"refusing {path}: it is {kind} (owner {owner})",
+            "portctl opens only regular files and directories of its own: remove it, or use "
+            "a run dir of your own (--run-dir)")
+
+
+def unsafe_owner(path: object, owner: str, me: str) -> Msg:
+    return (f"refusing {path}: it is owned by {owner}, not by {me}",
+            "a run dir's files must be yours: use a run dir of your own (--run-dir)")
+
+
+def unsafe_mode(path: object, mode: int, owner: str) -> Msg:
+    return (f"refusing {path}: group or others may write it (mode {mode:04o}, owner {owner})",
+            f"`chmod go-w {path}` if you trust its content")
 
 
 def stop_timeout(port: int, waited_s: float) -> Msg:

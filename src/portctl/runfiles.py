@@ -3,6 +3,7 @@
 ``.server_<port>.pid`` holds the supervisor's pid and a newline; ``.server_<port>.json``
 is the instance record; ``.server_<port>.lock`` carries the OS lock (see lock.py).
 A corrupt, empty, truncated or oversized file reads as None: it is stale, never obeyed.
+A file or ``.portctl/`` directory another user could have written is refused (safefile.py).
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import os
 import re
 from pathlib import Path
 
+from . import safefile
 from ._record import Frozen, replace
 from .identity import ProcRef
-from .spec import ServerSpec
+from .spec import ServerSpec, check_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,7 +111,7 @@ class RunDir:
 
     def write_spec(self, spec: ServerSpec) -> None:
         path = self.spec_file(spec.port)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        safefile.ensure_dir(path.parent, 2)
         write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n", durable=True)
 
     def read_spec(self, port: int) -> Optional[ServerSpec]:
@@ -117,7 +119,7 @@ class RunDir:
         record = self.read_record(port)
         if record is not None:
             return record.spec
-        raw = _read_small(self.spec_file(port))
+        raw = safefile.read_small(self.spec_file(port), _MAX_FILE_BYTES, depth=2)
         try:
             spec = ServerSpec.from_dict(json.loads(raw)) if raw else None
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
@@ -125,6 +127,8 @@ class RunDir:
         return spec if spec is not None and spec.port == port else None
 
     def log_file(self, name: str) -> Path:
+        """``.portctl/logs/NAME.log``; a name that is no name (``../x``, ``/x``) is BadInput."""
+        check_name(name)
         return self.path / ".portctl" / "logs" / f"{name}.log"
 
     def ports(self) -> list[int]:
@@ -176,24 +180,24 @@ def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
     """Write then rename, so readers see the old file or the new one, never half of one.
     ``durable`` also syncs it to disk first: for the spec, which outlives a reboot. Pid files
     and records need not pay that (~1 ms each, on the restart path): after a crash of the
-    machine no process holds their lock, so they are stale whatever they hold."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    machine no process holds their lock, so they are stale whatever they hold.
+    The temporary file is made by mkstemp (O_EXCL, mode 0600, an unguessable name) beside
+    ``path``: nothing planted there can redirect the write; the rename replaces a planted
+    symlink itself, never its target."""
+    import tempfile  # writers only: `status` never writes
+
+    fd, name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(name, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
         raise
 
 
 def _read_small(path: Path) -> Optional[bytes]:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(_MAX_FILE_BYTES + 1)
-    except OSError:
-        return None
-    return raw if 0 < len(raw) <= _MAX_FILE_BYTES else None
+    return safefile.read_small(path, _MAX_FILE_BYTES)

@@ -6,6 +6,7 @@ import re
 import sys
 from ._record import Frozen, asdict, fields, replace
 from .backoff import BackoffPolicy
+from .errors import BadInput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +20,21 @@ RESTART_MODES = ("no", "on-failure", "always")
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 _NAME_MAX = 40
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # 1-64 characters, no leading "."
+
+
+class BadName(BadInput, ValueError):
+    """An instance name that is no name: it becomes a file name under ``.portctl/logs/``, so
+    ``../x``, ``/x``, ``.hidden`` or anything outside ``[A-Za-z0-9._-]{1,64}`` is refused."""
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid instance name, else BadName (exit 2; a ValueError too)."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        from . import output
+
+        raise BadName(*output.bad_name(name))
+    return name
 
 
 def demo_command() -> tuple[str, ...]:
@@ -61,6 +77,7 @@ class ServerSpec(Frozen):
             object.__setattr__(self, "command", demo_command())
         if not self.name:
             object.__setattr__(self, "name", derive_name(self.command))
+        check_name(self.name)
         if self.restart not in RESTART_MODES:
             raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
 
@@ -140,11 +157,16 @@ def derive_name(command: tuple[str, ...]) -> str:
     if command == demo_command():
         return "demo"
     if "-c" in command[1:2]:  # python -c CODE: the code is no name
-        return _NAME_OK.sub("-", os.path.basename(command[0])).strip("-")[:_NAME_MAX] or "server"
+        return _clean(os.path.basename(command[0]))
     words = [os.path.basename(a) for a in command if a and not a.startswith("-")]
     interesting = [w for w in words if not w.startswith("python") and w not in ("uvicorn", "-m")]
     base = (interesting or words or ["server"])[0].split(":")[0]
-    return _NAME_OK.sub("-", base).strip("-")[:_NAME_MAX] or "server"
+    return _clean(base)
+
+
+def _clean(word: str) -> str:
+    """``word`` made a valid name: other characters become ``-``, no leading ``.`` or ``-``."""
+    return _NAME_OK.sub("-", word).lstrip(".-").rstrip("-")[:_NAME_MAX] or "server"
 
 
 def _int(value: Any) -> int:

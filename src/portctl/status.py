@@ -6,7 +6,7 @@ import time
 from . import output
 from ._record import Frozen
 from .errors import NotRunning
-from .lock import is_held
+from .lock import held_by, is_held
 from .runfiles import Record, RunDir
 
 TYPE_CHECKING = False
@@ -64,7 +64,10 @@ def status(run_dir: RunDir, port: Optional[int] = None) -> list[Status]:
 
 def _status(run_dir: RunDir, port: int) -> Status:
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
-    if is_held(run_dir.lock_file(port)):
+    lock = run_dir.lock_file(port)
+    # A lock held by someone other than the recorded supervisor (a stray `flock`, or a new
+    # supervisor about to replace the record) says nothing about the record: it is stale.
+    if is_held(lock) and (record is None or held_by(lock, record.supervisor)):
         state = record.state if record else "starting"  # fatal too, while it exits
         return Status(port, state, record, record.supervisor.pid if record else pid)
     if pid is None and record is None:

@@ -96,7 +96,7 @@ class Supervisor:
         port = self.spec.port
         lock = PortLock(self.run_dir.lock_file(port))
         if not lock.acquire():
-            raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
+            raise instances.lock_taken(self.run_dir, port)
         self._has_event()  # a retry: forget the exit of the child that lost the race
         self._pending = [event for event in self._pending if event[0] == "signal"]
         try:
