@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 RECORD_VERSION = 1
 _MAX_FILE_BYTES = 64 * 1024
+_MAX_SPEC_BYTES = 1024 * 1024  # a saved spec holds the environment, which may be large
+_PROJECT_TABLE = re.compile(rb"^[ \t]*\[[ \t]*tool[ \t]*\.[ \t]*portctl[ \t]*[\].]", re.MULTILINE)
 _PID_TEXT = re.compile(rb"\A([1-9][0-9]{0,9})\n?\Z")
 _RUN_FILE = re.compile(r"\A\.server_([0-9]{1,5})\.(pid|json|lock)\Z")
 
@@ -108,21 +110,37 @@ class RunDir:
         return self.path / ".portctl" / "specs" / f"{port}.json"
 
     def write_spec(self, spec: ServerSpec) -> None:
+        """Save the spec with its environment: readable by its owner only (mode 0600)."""
         path = self.spec_file(spec.port)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n", durable=True)
+        write_atomic(path, json.dumps(spec.to_dict(with_env=True), indent=2) + "\n", durable=True,
+                     mode=0o600)
 
     def read_spec(self, port: int) -> Optional[ServerSpec]:
-        """The spec last started on ``port``: from the live record, else the saved spec."""
-        record = self.read_record(port)
-        if record is not None:
-            return record.spec
-        raw = _read_small(self.spec_file(port))
+        """The spec last started on ``port``: the saved one (written with the live record, and
+        holding the environment), else the live record's (from an older portctl)."""
+        raw = _read_small(self.spec_file(port), _MAX_SPEC_BYTES)
         try:
             spec = ServerSpec.from_dict(json.loads(raw)) if raw else None
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
-            return None
-        return spec if spec is not None and spec.port == port else None
+            spec = None
+        if spec is not None and spec.port == port:
+            return spec
+        record = self.read_record(port)
+        return record.spec if record is not None else None
+
+    def saved_ports(self) -> list[int]:
+        """Every port with a saved spec, ascending."""
+        try:
+            names = os.listdir(self.spec_file(0).parent)
+        except OSError:
+            return []
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+    def name_lock_file(self, name: str) -> Path:
+        """Locked by the live instance called ``name`` for its whole life: a name is unique
+        among the live instances of a run dir, and the kernel frees it when its holder dies."""
+        return self.path / ".portctl" / "names" / f"{name}.lock"
 
     def log_file(self, name: str) -> Path:
         return self.path / ".portctl" / "logs" / f"{name}.log"
@@ -172,14 +190,30 @@ class RunDir:
         return removed
 
 
-def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
+def find_run_dir(start: Optional[Path] = None) -> Path:
+    """The run dir when none is given: the nearest ancestor of ``start`` (default: the current
+    directory) holding ``.portctl/``, ``portctl.toml`` or a ``pyproject.toml`` with a
+    ``[tool.portctl]`` table; else ``start`` itself. A few stats per level, no TOML parser:
+    `status` and `port` run it on every call."""
+    here = Path.cwd() if start is None else start.absolute()
+    for folder in (here, *here.parents):
+        if (folder / ".portctl").is_dir() or (folder / "portctl.toml").is_file():
+            return folder
+        raw = _read_small(folder / "pyproject.toml", _MAX_SPEC_BYTES)
+        if raw is not None and _PROJECT_TABLE.search(raw):
+            return folder
+    return here
+
+
+def write_atomic(path: Path, text: str, *, durable: bool = False, mode: int = 0o666) -> None:
     """Write then rename, so readers see the old file or the new one, never half of one.
     ``durable`` also syncs it to disk first: for the spec, which outlives a reboot. Pid files
     and records need not pay that (~1 ms each, on the restart path): after a crash of the
     machine no process holds their lock, so they are stale whatever they hold."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # a leftover of a crashed writer with our pid: `mode` needs a new file
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as fh:
             fh.write(text)
             if durable:
                 fh.flush()
@@ -190,10 +224,10 @@ def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
         raise
 
 
-def _read_small(path: Path) -> Optional[bytes]:
+def _read_small(path: Path, limit: int = _MAX_FILE_BYTES) -> Optional[bytes]:
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(_MAX_FILE_BYTES + 1)
+            raw = fh.read(limit + 1)
     except OSError:
         return None
-    return raw if 0 < len(raw) <= _MAX_FILE_BYTES else None
+    return raw if 0 < len(raw) <= limit else None

@@ -14,18 +14,20 @@ import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
 from . import _platform, instances, output, ports
 from .backoff import RestartTracker
-from .errors import AlreadyRunning, BadInput, ChildExited, NotReady, PortctlError, PortInUse
+from .errors import AlreadyRunning, BadInput, ChildExited, NameTaken, NotReady, PortctlError, PortInUse
 from .events import EventLog
 from .identity import ProcRef
 from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
+from .status import find_live
 from .terminate import child_processes, descendants, stop_tree
 
 VERIFY_FREE_S = 5.0
@@ -99,7 +101,11 @@ class Supervisor:
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
         self._has_event()  # a retry: forget the exit of the child that lost the race
         self._pending = [event for event in self._pending if event[0] == "signal"]
+        name_lock = PortLock(self.run_dir.name_lock_file(self.spec.name))
+        name_lock.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not name_lock.acquire():  # released before the port's: a stop waits for that one
+                raise NameTaken(*output.name_taken(self.spec.name, find_live(self.run_dir, self.spec.name)))
             instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
             self._write_files()  # from here on `stop` can find us, even while we evict
             self._check_port()
@@ -110,6 +116,7 @@ class Supervisor:
             return self._serve()
         finally:
             self._remove_own_files()
+            name_lock.release()
             lock.release()
 
     def _check_port(self) -> None:
@@ -153,7 +160,8 @@ class Supervisor:
         assert self._record is not None
         env = self.spec.child_env(self._record.token, str(self.run_dir.path))
         try:
-            child = _platform.spawn(self.spec.argv(), env, self.run_dir.path, capture=self._log is not None)
+            cwd = Path(self.spec.cwd) if self.spec.cwd else self.run_dir.path  # where `start` ran
+            child = _platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
         self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
