@@ -135,7 +135,7 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command
     spec = ServerSpec(port=port or (port_range[0] if port_range else DEFAULT_PORT), port_range=port_range,
                       auto_port=port == 0 or (port_range is not None and not given), command=command,
                       **fields)
-    _launch(recorded(spec, shell_env=True), force)
+    _launch(recorded(spec), force)
 
 
 _SPEC_FIELDS = {"grace": "grace_s", "ready_timeout": "ready_timeout_s", "detach": "detached",

@@ -174,30 +174,32 @@ def default_restart(detached: bool) -> str:
     return "on-failure" if detached else "no"
 
 
-def recorded(spec: ServerSpec, *, shell_env: bool) -> ServerSpec:
-    """``spec`` as a start records it: with this shell's environment when ``shell_env`` (or
-    when it has none), and its command's first word resolved against that environment's PATH
-    and its working directory, so a restart from any shell runs the same program the same way."""
-    env = tuple(sorted(os.environ.items())) if shell_env or spec.env is None else spec.env
-    spec = replace(spec, env=env)
+def recorded(spec: ServerSpec) -> ServerSpec:
+    """``spec`` as `start` records it: with this shell's environment, and its command's first
+    word resolved against that environment's PATH and its working directory, so a restart
+    from any shell runs the same program the same way."""
+    spec = replace(spec, env=tuple(sorted(os.environ.items())))
     return replace(spec, executable=resolve_executable(spec.command[0], spec.base_env(), spec.cwd))
 
 
 def restarted(spec: ServerSpec, changes: Mapping[str, Any], *, shell_env: bool) -> ServerSpec:
     """The recorded ``spec`` with the options given to `restart` (``changes``: spec fields,
-    ``backoff`` as a dict of the given backoff fields). A restart mode that was the default
-    for the old detached mode follows a new one, as it would at start."""
+    ``backoff`` as a dict of the given backoff fields), and this shell's environment if
+    ``shell_env`` (or if none was recorded). The executable is looked up again only when the
+    command, the working directory or the environment changed. A restart mode that was the
+    default for the old detached mode follows a new one, as it would at start."""
     fields = dict(changes)
     backoff = fields.pop("backoff", None)
     if backoff:
         fields["backoff"] = replace(spec.backoff, **backoff)
     if "detached" in fields and "restart" not in fields and spec.restart == default_restart(spec.detached):
         fields["restart"] = default_restart(fields["detached"])
+    if shell_env or spec.env is None:
+        fields["env"] = tuple(sorted(os.environ.items()))
     new = replace(spec, **fields)
-    if not shell_env and spec.env is not None and spec.executable \
-            and not {"command", "cwd"} & set(fields):
-        return new  # everything as recorded: the same file, the same environment
-    return recorded(new, shell_env=shell_env)
+    if shell_env or not new.executable or {"command", "cwd"} & set(fields):
+        new = replace(new, executable=resolve_executable(new.command[0], new.base_env(), new.cwd))
+    return new
 
 
 def resolve_executable(program: str, env: Mapping[str, str], cwd: str = "") -> str:

@@ -112,4 +112,4 @@ def _fresh(changes: Mapping[str, Any], **fields: Any) -> ServerSpec:
         given["backoff"] = BackoffPolicy(**backoff)
     given.setdefault("restart", default_restart(bool(given.get("detached"))))
     given.setdefault("cwd", os.getcwd())
-    return recorded(ServerSpec(**given), shell_env=True)
+    return recorded(ServerSpec(**given))
