@@ -18,6 +18,8 @@ from typing import Callable, Iterator, Optional
 import psutil
 import pytest
 
+from portctl.events import read_events
+
 from conftest import (APPS, Popen, Portctl, accepts, app, finish, free_ports, unused_port, wait_until)
 
 pytestmark = pytest.mark.timeout(180)
@@ -272,6 +274,9 @@ def test_port_range_without_a_port_starts_inside_it(portctl: Portctl, stops: lis
     assert result.returncode == 0, result.stderr
     port = int(portctl.run("port", "front").stdout)
     assert base <= port <= base + 3 and accepts(port)
+    # 8000 was never the preferred port (when it is busy, the old code moved off it: an event)
+    moved = [e for e in read_events(portctl.run_dir) if e["event"] == "port_changed"]
+    assert not any(e.get("previous") == 8000 for e in moved), moved
 
 
 def test_a_one_number_port_range_is_bad_input(portctl: Portctl) -> None:
@@ -311,7 +316,8 @@ def test_commands_from_a_subdirectory_find_the_run_dir(spawn: Callable[..., Pope
         assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout
         assert not accepts(port)
     finally:
-        run_in(spawn, project, "--run-dir", project, "stop", "--port", port)
+        for run_dir in (project, start_in):  # the old code took the directory it ran in
+            run_in(spawn, run_dir, "stop", "--port", port, run_dir=run_dir)
 
 
 # ----------------------------------------------------------------------------- 7. the child's cwd

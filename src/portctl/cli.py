@@ -131,10 +131,10 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command
         fields["restart"] = default_restart(fields["detached"])
     fields["cwd"] = fields["cwd"] or os.getcwd()
     # --port-range alone, like --port auto, starts inside the range; --port P prefers P
-    given = _given("port")
-    spec = ServerSpec(port=port or (port_range[0] if port_range else DEFAULT_PORT), port_range=port_range,
-                      auto_port=port == 0 or (port_range is not None and not given), command=command,
-                      **fields)
+    auto = port == 0 or (port_range is not None and not _given("port"))
+    if auto:
+        port = port_range[0] if port_range else DEFAULT_PORT
+    spec = ServerSpec(port=port, port_range=port_range, auto_port=auto, command=command, **fields)
     _launch(recorded(spec), force)
 
 
