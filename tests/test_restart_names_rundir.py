@@ -340,3 +340,49 @@ def test_the_child_runs_where_start_ran_not_in_the_run_dir(portctl: Portctl, spa
     moved = run_in(spawn, elsewhere, "restart", "--port", port, "--cwd", other, run_dir=portctl.run_dir)
     assert moved.returncode == 0, moved.stderr
     assert psutil.Process(child(portctl, port)).cwd() == str(other)
+
+
+# ----------------------------------------------------------------------------- pure logic and fast path
+
+def test_find_run_dir_walks_up_to_the_nearest_marker(tmp_path: Path) -> None:
+    from portctl.runfiles import find_run_dir
+
+    outer, inner = tmp_path / "outer", tmp_path / "outer" / "inner"
+    deep = inner / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_run_dir(deep) in (deep, *deep.parents)  # nothing marked here: here, or a marked ancestor
+    (inner / "pyproject.toml").write_text('[project]\nname = "x"\n# [tool.portctl] in a comment\n')
+    (outer / ".portctl").mkdir()
+    assert find_run_dir(deep) == outer  # a pyproject without the table is no project file
+    (inner / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.portctl.services.api]\nport = 1\n')
+    assert find_run_dir(deep) == inner
+
+
+def test_a_restart_keeps_the_recorded_executable_unless_the_command_or_environment_changes(
+        tmp_path: Path) -> None:
+    from portctl._record import replace
+    from portctl.spec import ServerSpec, restarted
+
+    spec = ServerSpec(command=("myserver", "{port}"), cwd=str(tmp_path), executable="/opt/venv/bin/myserver",
+                      env=(("PATH", "/opt/venv/bin"),), detached=False, restart="no")
+    kept = restarted(spec, {"grace_s": 1.0}, shell_env=False)
+    assert kept.executable == "/opt/venv/bin/myserver" and kept.env == spec.env and kept.grace_s == 1.0
+    assert kept.argv()[0] == "/opt/venv/bin/myserver"
+    detached = restarted(spec, {"detached": True}, shell_env=False)
+    assert detached.restart == "on-failure"  # the default mode follows -d ...
+    chosen = restarted(replace(spec, restart="always"), {"detached": True}, shell_env=False)
+    assert chosen.restart == "always"  # ... a chosen one stays
+    fresh = restarted(spec, {}, shell_env=True)
+    assert dict(fresh.env or ()) == dict(os.environ) and fresh.executable != spec.executable
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "api"], ["status", "api", "--port", "8000", "--json"],
+                                  ["port", "api"]])
+def test_the_fast_path_takes_names_and_finds_the_run_dir_without_loading_anything_heavy(
+        args: list[str], spawn: Callable[..., Popen]) -> None:
+    from test_fast_paths import HEAVY, _modules
+
+    baseline = _modules(spawn, "")
+    loaded = _modules(spawn, f"from portctl._entry import main\nsys.argv = {['portctl', *args]!r}\nmain()")
+    assert "portctl._entry" in loaded and "portctl.cli" not in loaded
+    assert (loaded - baseline) & HEAVY == set()
