@@ -20,7 +20,7 @@ import pytest
 
 from portctl.events import read_events
 
-from conftest import (APPS, Popen, Portctl, accepts, app, finish, free_ports, unused_port, wait_until)
+from conftest import APPS, Popen, Portctl, accepts, app, finish, free_ports, unused_port
 
 pytestmark = pytest.mark.timeout(180)
 

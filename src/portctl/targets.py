@@ -95,10 +95,10 @@ def restart_plan(run_dir: RunDir, names: Sequence[str], port: Optional[int],
         plans.append((None, _fresh(changes, **({"name": missing[0]} if missing else {}))))
     if len(plans) > 1 and not all(spec.detached for _, spec in plans):
         raise BadInput(*output.restart_needs_one("only detached instances can be restarted together"))
-    for p, spec in plans:
-        problem = spec.spawn_problem() if p is not None else None  # a fresh start fails as `start` does
-        if problem is not None:
-            raise PortctlError(*output.cannot_restart(problem[0], problem[1], p))
+    for stop_port, spec in plans:
+        problem = spec.spawn_problem() if stop_port is not None else None  # a fresh one fails as `start` does
+        if problem is not None and stop_port is not None:
+            raise PortctlError(*output.cannot_restart(problem[0], problem[1], stop_port))
     return plans
 
 
