@@ -254,6 +254,23 @@ def test_a_second_live_instance_with_the_same_name_is_refused(portctl: Portctl, 
     detached(portctl, second_port, "--name", "api")  # free again once the first is gone
 
 
+def test_a_name_derived_from_the_command_gets_the_port_when_taken(portctl: Portctl, stops: list[int]) -> None:
+    """Nobody chose a derived name: the same command on two ports runs, as listener and listener-PORT,
+    each with its own log (seen: three instances shared one log, and `port` picked one silently)."""
+    first, second = free_ports(2)
+    stops.extend([first, second])
+    detached(portctl, first, "--", *app("listener", "{port}"))
+    result = portctl.run("start", "-d", "--port", second, "--", *app("listener", "{port}"))
+    assert result.returncode == 0, result.stderr
+    name = portctl.record(first)["name"]  # listener.py
+    assert f"{name}-{second}" in result.stderr  # said, once
+    assert portctl.record(second)["name"] == f"{name}-{second}"
+    assert portctl.record(first)["log"] != portctl.record(second)["log"]
+    assert portctl.run("port", f"{name}-{second}").stdout.strip() == str(second)
+    assert portctl.run("restart", f"{name}-{second}").returncode == 0
+    assert portctl.record(second)["name"] == f"{name}-{second}"  # a restart keeps it
+
+
 def test_concurrent_starts_with_one_name_have_one_winner(portctl: Portctl, stops: list[int]) -> None:
     ports = free_ports(4)
     stops.extend(ports)

@@ -189,6 +189,10 @@ def name_taken(name: str, holder: Any) -> Msg:  # holder: a status.Status, or No
             f"stop it with `portctl stop {name}`, or give this one another --name")
 
 
+def name_suffixed(name: str, new_name: str) -> str:
+    return f"another live instance is named {name!r}: this one is {new_name!r} (choose with --name)"
+
+
 def several_instances(verb: str, run_dir: object, rows: Sequence[Any]) -> Msg:  # rows: status.Status
     listed = ", ".join(f"{_row_name(r)} (port {r.port})" for r in rows)
     first = rows[0]

@@ -53,6 +53,7 @@ class ServerSpec(Frozen):
     cwd: str = ""  # the child's working directory ("": the run dir, for specs recorded without one)
     executable: str = ""  # command[0] resolved to an absolute path when it was recorded ("": look it up)
     env: Optional[tuple[tuple[str, str], ...]] = None  # the recorded environment (None: inherit ours)
+    auto_name: bool = False  # derived from the command: taken by another live instance, it gets -PORT
 
     @property
     def dynamic(self) -> bool:
@@ -64,6 +65,7 @@ class ServerSpec(Frozen):
             object.__setattr__(self, "command", demo_command())
         if not self.name:
             object.__setattr__(self, "name", derive_name(self.command))
+            object.__setattr__(self, "auto_name", True)
         if self.restart not in RESTART_MODES:
             raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
 
@@ -105,6 +107,14 @@ class ServerSpec(Frozen):
         if not os.access(path, os.X_OK):
             return path, os.strerror(errno.EACCES)
         return None
+
+    def names(self) -> list[str]:
+        """The names this instance may take: its own; a derived one also NAME-PORT, for when
+        another live instance runs the same command."""
+        if not self.auto_name:
+            return [self.name]
+        suffixed = f"{derive_name(self.command)}-{self.port}"
+        return [self.name] + ([suffixed] if suffixed != self.name else [])
 
     def with_port(self, port: int) -> ServerSpec:
         return replace(self, port=port)
@@ -194,6 +204,10 @@ def restarted(spec: ServerSpec, changes: Mapping[str, Any], *, shell_env: bool) 
         fields["backoff"] = replace(spec.backoff, **backoff)
     if "detached" in fields and "restart" not in fields and spec.restart == default_restart(spec.detached):
         fields["restart"] = default_restart(fields["detached"])
+    if "name" in fields:
+        fields["auto_name"] = False  # set again if the given name is empty
+    elif "command" in fields and spec.auto_name:
+        fields["name"] = ""  # derived again from the new command
     if shell_env or spec.env is None:
         fields["env"] = tuple(sorted(os.environ.items()))
     new = replace(spec, **fields)

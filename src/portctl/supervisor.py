@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 import psutil
 
 from . import _platform, instances, output, ports
+from ._record import replace
 from .backoff import RestartTracker
 from .errors import AlreadyRunning, BadInput, ChildExited, NameTaken, NotReady, PortctlError, PortInUse
 from .events import EventLog
@@ -101,11 +102,9 @@ class Supervisor:
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
         self._has_event()  # a retry: forget the exit of the child that lost the race
         self._pending = [event for event in self._pending if event[0] == "signal"]
-        name_lock = PortLock(self.run_dir.name_lock_file(self.spec.name))
-        name_lock.path.parent.mkdir(parents=True, exist_ok=True)
+        name_lock: Optional[PortLock] = None
         try:
-            if not name_lock.acquire():  # released before the port's: a stop waits for that one
-                raise NameTaken(*output.name_taken(self.spec.name, find_live(self.run_dir, self.spec.name)))
+            name_lock = self._claim_name()
             instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
             self._write_files()  # from here on `stop` can find us, even while we evict
             self._check_port()
@@ -116,8 +115,23 @@ class Supervisor:
             return self._serve()
         finally:
             self._remove_own_files()
-            name_lock.release()
+            if name_lock is not None:  # released before the port's lock: a stop waits for that one
+                name_lock.release()
             lock.release()
+
+    def _claim_name(self) -> PortLock:
+        """Lock the instance's name for its life: names are unique among the live instances of
+        the run dir. A name derived from the command that another one has becomes NAME-PORT."""
+        taken = self.spec.name
+        for name in self.spec.names():
+            lock = PortLock(self.run_dir.name_lock_file(name))
+            lock.path.parent.mkdir(parents=True, exist_ok=True)
+            if lock.acquire():
+                if name != self.spec.name:
+                    self.warn(output.name_suffixed(taken, name))
+                    self.spec = replace(self.spec, name=name)
+                return lock
+        raise NameTaken(*output.name_taken(taken, find_live(self.run_dir, taken)))
 
     def _check_port(self) -> None:
         spec = self.spec
