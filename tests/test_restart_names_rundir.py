@@ -209,6 +209,9 @@ def test_bare_stop_and_restart_never_guess_among_several(portctl: Portctl, stops
         assert result.returncode == 2, (verb, result.stderr)
         assert all(word in result.stderr for word in ("api", "web", str(api), str(web)))
     assert {port: child(portctl, port) for port in children} == children  # nothing was touched
+    result = portctl.run("restart", "api", "web")  # detached ones restart together
+    assert result.returncode == 0, result.stderr
+    assert all(child(portctl, port) not in (None, pid) for port, pid in children.items())
     status = portctl.run("status", "api", "--json")
     assert status.returncode == 0 and [row["port"] for row in json.loads(status.stdout)] == [api]
     assert portctl.run("status", "nope").returncode == 3
@@ -235,6 +238,10 @@ def test_restart_by_name_after_a_stop(portctl: Portctl, stops: list[int]) -> Non
     result = portctl.run("restart", "api")  # the spec saved under that name
     assert result.returncode == 0, result.stderr
     assert accepts(port) and portctl.record(port)["name"] == "api"
+    result = portctl.run("restart", "api", "--", *app("listener", "{port}", "--exit-after", "77"))
+    assert result.returncode == 0, result.stderr  # NAME before --, the new command after it
+    assert portctl.record(port)["command"][-2:] == ["--exit-after", "77"]
+    assert portctl.record(port)["name"] == "api" and accepts(port)
 
 
 # ----------------------------------------------------------------------------- 4. unique names

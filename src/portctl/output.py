@@ -229,7 +229,7 @@ def restart_needs_one(why: str) -> Msg:
 
 
 def cannot_restart(path: str, reason: str, port: int) -> Msg:
-    return (f"cannot run {path!r}: {reason}; the instance on port {port} was left as it is",
+    return (f"cannot restart the instance on port {port}: {path!r}: {reason}; it was left as it is",
             "fix the command, or restart with --update-env (this shell's environment and PATH) "
             "or with a new command after --")
 
