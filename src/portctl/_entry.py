@@ -19,7 +19,7 @@ def main() -> None:
 
 
 def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
-    run_dir = os.environ.get("PORTCTL_RUN_DIR") or "."
+    run_dir = os.environ.get("PORTCTL_RUN_DIR") or ""  # "": found from the current directory
     if len(argv) >= 2 and argv[0] == "--run-dir":
         run_dir, argv = argv[1], argv[2:]
     if argv == ["--version"]:
@@ -51,17 +51,33 @@ def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
     rest = [a for a in rest if a != "--json"]
     if name == "who" and len(rest) == 1 and _port(rest[0]):
         return lambda run_dir: commands.who(int(rest[0]), as_json)
-    if name == "status" and not rest:
-        return lambda run_dir: commands.status(_path(run_dir), None, as_json)
-    if name == "status" and len(rest) == 2 and rest[0] == "--port" and _port(rest[1]):
-        return lambda run_dir: commands.status(_path(run_dir), int(rest[1]), as_json)
-    if name == "stop" and not as_json and (not rest or (len(rest) == 2 and rest[0] == "--port" and _port(rest[1]))):
-        port = int(rest[1]) if rest else 8000
-        return lambda run_dir: commands.stop(_path(run_dir), port, None)
+    if name in ("status", "stop"):
+        names, port = _targets(rest)
+        if names is None or (name == "stop" and as_json):
+            return None
+        if name == "status":
+            return lambda run_dir: commands.status(_path(run_dir), port, as_json, names)
+        return lambda run_dir: commands.stop(_path(run_dir), names, port, None)
     if name in ("port", "url") and not as_json and len(rest) == 1 and not rest[0].startswith("-"):
         command = commands.port_of if name == "port" else commands.url
         return lambda run_dir: command(_path(run_dir), rest[0])
     return None
+
+
+def _targets(rest: list):  # type: ignore[no-untyped-def,type-arg]
+    """``[NAME...] [--port P]`` as (names, port), or (None, None) for click to judge."""
+    names, port = [], None
+    words = iter(rest)
+    for word in words:
+        if word == "--port" and port is None:
+            port = next(words, "")
+            if not _port(port):
+                return None, None
+        elif word.startswith("-") or not word:
+            return None, None
+        else:
+            names.append(word)
+    return tuple(names), None if port is None else int(port)
 
 
 def _port(text: str) -> bool:
@@ -71,4 +87,8 @@ def _port(text: str) -> bool:
 def _path(text: str):  # type: ignore[no-untyped-def]
     from pathlib import Path
 
-    return Path(text)
+    if text:
+        return Path(text)
+    from .runfiles import find_run_dir
+
+    return find_run_dir()

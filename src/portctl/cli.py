@@ -5,6 +5,8 @@ the supervisor and ``--version`` pays for nothing but click.
 """
 from __future__ import annotations
 
+import copy
+import os
 import traceback
 from pathlib import Path
 from typing import Any, Optional
@@ -12,7 +14,7 @@ from typing import Any, Optional
 import click
 
 from . import __version__, output
-from .errors import PortctlError
+from .errors import AlreadyRunning, PortctlError
 
 PORT = click.IntRange(1, 65535)
 # True once main() runs: the process is portctl's own. Called in-process (CliRunner), a
@@ -70,11 +72,16 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portctl")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), envvar="PORTCTL_RUN_DIR",
-              default=".", show_default="current directory", help="Where pid files, records and locks live.")
+              default=None, show_default="the nearest ancestor with .portctl/ or a project file, else here",
+              help="Where pid files, records and locks live.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
 @click.pass_context
-def cli(ctx: click.Context, run_dir: Path, verbose: bool) -> None:
+def cli(ctx: click.Context, run_dir: Optional[Path], verbose: bool) -> None:
     """Run a local server under supervision and own its port."""
+    if run_dir is None:
+        from .runfiles import find_run_dir
+
+        run_dir = find_run_dir()
     ctx.obj = run_dir
 
 
@@ -95,6 +102,8 @@ def _run_dir() -> Any:
 @click.option("--ready-timeout", type=SECONDS, default=30.0, show_default=True)
 @click.option("--name", default="", help="Instance name: 1-64 of A-Z a-z 0-9 . _ -, no leading . "
               "(default: derived from the command).")
+@click.option("--cwd", type=click.Path(exists=True, file_okay=False, resolve_path=True), default=None,
+              help="The child's working directory [default: where start runs].")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; return once it serves.")
 @click.option("--restart", type=click.Choice(["no", "on-failure", "always"]), default=None,
               help="Restart policy [default: no in the foreground, on-failure with -d].")
@@ -114,23 +123,47 @@ def _run_dir() -> Any:
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
 @click.option("--log-backups", type=click.IntRange(min=1), default=5, show_default=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def start(port: int, port_range: Optional[tuple[int, int]], force: bool, detach: bool,
-          restart: Optional[str], command: tuple[str, ...], **options: Any) -> None:
+def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command: tuple[str, ...],
+          **options: Any) -> None:
     """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
     from .backoff import BackoffPolicy
-    from .spec import DEFAULT_PORT, ServerSpec
+    from .spec import DEFAULT_PORT, ServerSpec, default_restart, recorded
 
-    backoff = BackoffPolicy(
-        initial_s=options.pop("backoff_initial"), max_s=options.pop("backoff_max"),
-        reset_after_s=options.pop("backoff_reset"), max_restarts=options.pop("max_restarts"),
-        window_s=options.pop("restart_window"))
-    spec = ServerSpec(
-        port=port or DEFAULT_PORT, auto_port=port == 0, port_range=port_range, command=command,
-        detached=detach, restart=restart or ("on-failure" if detach else "no"), backoff=backoff,
-        grace_s=options.pop("grace"), ready_timeout_s=options.pop("ready_timeout"),
-        health_interval_s=options.pop("health_interval"), health_timeout_s=options.pop("health_timeout"),
-        **options)
-    _launch(spec, force)
+    fields = _spec_fields(options)
+    fields["backoff"] = BackoffPolicy(**fields["backoff"])
+    if fields["restart"] is None:
+        fields["restart"] = default_restart(fields["detached"])
+    fields["cwd"] = fields["cwd"] or os.getcwd()
+    # --port-range alone, like --port auto, starts inside the range; --port P prefers P
+    auto = port == 0 or (port_range is not None and not _given("port"))
+    if auto:
+        port = port_range[0] if port_range else DEFAULT_PORT
+    spec = ServerSpec(port=port, port_range=port_range, auto_port=auto, command=command, **fields)
+    _launch(recorded(spec), force)
+
+
+_SPEC_FIELDS = {"grace": "grace_s", "ready_timeout": "ready_timeout_s", "detach": "detached",
+                "health_interval": "health_interval_s", "health_timeout": "health_timeout_s"}
+_BACKOFF_FIELDS = {"backoff_initial": "initial_s", "backoff_max": "max_s", "backoff_reset": "reset_after_s",
+                   "max_restarts": "max_restarts", "restart_window": "window_s"}
+
+
+def _spec_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """start's options as ServerSpec fields; the backoff ones as a dict under ``backoff``."""
+    fields: dict[str, Any] = {"backoff": {}}
+    for key, value in options.items():
+        if key in _BACKOFF_FIELDS:
+            fields["backoff"][_BACKOFF_FIELDS[key]] = value
+        else:
+            fields[_SPEC_FIELDS.get(key, key)] = value
+    return fields
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` was on the command line (not a default)."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
 
 
 def _launch(spec: Any, force: bool) -> None:
@@ -149,46 +182,89 @@ def _launch(spec: Any, force: bool) -> None:
         output.say(output.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
         return
     output.error(outcome.message, outcome.hint)
-    if outcome.log:
+    if outcome.log and outcome.code != AlreadyRunning.exit_code:  # 6: that log is the other instance's
         from .logs import tail
 
         output.log_tail(outcome.log, tail(Path(outcome.log), 20))
     raise SystemExit(outcome.code)
 
 
+class _CommandAfterDashes(click.Command):
+    """The words after ``--`` are the child's command, apart from the NAME arguments:
+    `portctl restart api -- uvicorn app:app --port {port}`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["portctl.command"] = tuple(args[cut + 1:])
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
 @cli.command()
-@click.option("--port", type=PORT, default=8000, show_default=True)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--port", type=PORT, default=None, help="The instance on this port.")
 @click.option("--grace", type=SECONDS, default=None, help="Seconds between TERM and KILL (default: as started).")
-def stop(port: int, grace: Optional[float]) -> None:
-    """Gracefully stop the instance on PORT (not running is success)."""
+def stop(names: tuple[str, ...], port: Optional[int], grace: Optional[float]) -> None:
+    """Gracefully stop the instances NAME... and the one on PORT; with neither, the only
+    instance of the run dir (several: they are listed, exit 2). Not running is success."""
     from . import commands
 
-    raise SystemExit(commands.stop(click.get_current_context().obj, port, grace))
+    raise SystemExit(commands.stop(click.get_current_context().obj, names, port, grace))
 
 
-@cli.command()
-@click.option("--port", type=PORT, default=8000, show_default=True)
-@click.option("--force", is_flag=True, help="Also free the port from whatever holds it.")
-def restart(port: int, force: bool) -> None:
-    """Stop the instance on PORT (if it runs) and start it again with its recorded command."""
+@cli.command(cls=_CommandAfterDashes)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--port", type=PORT, default=None, help="The instance on this port (nothing recorded there "
+              "and a command after --: start it there).")
+@click.option("--update-env", is_flag=True, help="Use this shell's environment and PATH, not the recorded ones.")
+def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force: bool, **options: Any) -> None:
+    """Stop the instances NAME... and the one on PORT (with neither, the only one of the run
+    dir), then start each again with its recorded command, executable, environment, working
+    directory and options. Options given here, and a command after --, replace the recorded
+    ones; a command with nothing recorded starts it."""
     from . import instances
+    from .targets import restart_plan
 
+    ctx = click.get_current_context()
+    changes = _spec_fields({key: value for key, value in options.items() if _given(key)})
+    if not changes["backoff"]:
+        del changes["backoff"]
+    command = ctx.meta.get("portctl.command", ())
+    if command:
+        changes["command"] = command
     run_dir = _run_dir()
-    spec = run_dir.read_spec(port)
-    if spec is None:
-        raise PortctlError(*output.nothing_recorded(port))
-    instances.stop(run_dir, port, notify=output.warn)
-    _launch(spec, force)
+    for stop_port, spec in restart_plan(run_dir, names, port, changes, shell_env=update_env):
+        if stop_port is not None:
+            instances.stop(run_dir, stop_port, notify=output.warn)
+        _launch(spec, force)
+
+
+def _restart_options() -> list[click.Parameter]:
+    """start's options, for restart: without defaults, since the recorded values are kept."""
+    shared = []
+    for param in start.params:
+        if param.name in ("port", "command"):
+            continue
+        param = copy.copy(param)
+        if isinstance(param, click.Option):
+            param.show_default = False
+        shared.append(param)
+    return shared
+
+
+restart.params.extend(_restart_options())
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--port", type=PORT, default=None, help="Only this port (exit 3 if not running).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def status(port: Optional[int], as_json: bool) -> None:
-    """Every instance known in the run dir."""
+def status(names: tuple[str, ...], port: Optional[int], as_json: bool) -> None:
+    """Every instance known in the run dir (or only NAME... and PORT: exit 3 if one is not running)."""
     from . import commands
 
-    raise SystemExit(commands.status(click.get_current_context().obj, port, as_json))
+    raise SystemExit(commands.status(click.get_current_context().obj, port, as_json, names))
 
 
 @cli.command()

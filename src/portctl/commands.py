@@ -8,7 +8,7 @@ from .errors import NotRunning
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Optional
+    from typing import Optional, Sequence
 
 
 def who(port: int, as_json: bool) -> int:
@@ -22,28 +22,43 @@ def who(port: int, as_json: bool) -> int:
     return 0 if found else 1
 
 
-def status(run_dir: Path, port: Optional[int], as_json: bool) -> int:
+def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[str] = ()) -> int:
     from . import status as states
     from .runfiles import RunDir
 
-    rows = [s.to_dict() for s in states.status(RunDir(run_dir), port)]
+    rows = [s.to_dict() for s in states.status(RunDir(run_dir), port if not names else None)]
+    if names:
+        rows = [r for r in rows if r["name"] in names or (port is not None and r["port"] == port)]
     if as_json:
         output.emit_json(rows)
     else:
         output.table("portctl instances", output.STATUS_COLUMNS, [output.status_row(r) for r in rows])
-    if port is not None and not any(r["state"] in states.LIVE_STATES for r in rows):
+    live = [r for r in rows if r["state"] in states.LIVE_STATES]
+    if port is not None and not any(r["port"] == port for r in live):
         raise NotRunning(*output.not_running(port))
+    for name in names:
+        if not any(r["name"] == name for r in live):
+            raise NotRunning(*output.no_such_instance(name))
     return 0
 
 
-def stop(run_dir: Path, port: int, grace_s: Optional[float]) -> int:
+def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Optional[float]) -> int:
+    """Stop the instances NAMES and the one on PORT; with neither, the only one there is."""
     from . import instances
     from .runfiles import RunDir
+    from .targets import to_stop
 
-    if instances.stop(RunDir(run_dir), port, grace_s, notify=output.warn):
-        output.say(output.stopped(port))
-    else:
-        output.say(output.nothing_to_stop(port))
+    where = RunDir(run_dir)
+    ports, missing = to_stop(where, names, port)
+    for name in missing:
+        output.say(output.nothing_named(name))
+    if not ports and not missing:
+        output.say(output.nothing_running_in(where.path))
+    for target in ports:
+        if instances.stop(where, target, grace_s, notify=output.warn):
+            output.say(output.stopped(target))
+        else:
+            output.say(output.nothing_to_stop(target))
     return 0
 
 

@@ -41,7 +41,7 @@ def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
     argv = [sys.executable, "-m", "portctl.daemon", str(run_dir.path)] + (["--force"] if force else [])
     proc = _platform.spawn_detached(argv, run_dir.path)
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps(spec.to_dict()).encode())
+    proc.stdin.write(json.dumps(spec.to_dict(with_env=True)).encode())
     proc.stdin.close()
     answer: list[bytes] = []
     reader = threading.Thread(target=lambda: answer.append(proc.stdout.readline()), daemon=True)

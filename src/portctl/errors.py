@@ -50,6 +50,12 @@ class AlreadyRunning(PortctlError):
     exit_code = 6
 
 
+class NameTaken(PortctlError):
+    """A live instance of the run dir already has this name."""
+
+    exit_code = 6
+
+
 class NotReady(PortctlError):
     """The child did not accept connections before the ready timeout."""
 

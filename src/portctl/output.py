@@ -229,6 +229,57 @@ def nothing_recorded(port: int) -> Msg:
             f"start one with `portctl start --port {port} -- CMD`")
 
 
+def name_taken(name: str, holder: Any) -> Msg:  # holder: a status.Status, or None
+    where = f" (port {holder.port}, supervisor pid {holder.pid})" if holder is not None else ""
+    return (f"an instance named {name!r} is already running in this run dir{where}",
+            f"stop it with `portctl stop {name}`, or give this one another --name")
+
+
+def name_suffixed(name: str, new_name: str) -> str:
+    return f"another live instance is named {name!r}: this one is {new_name!r} (choose with --name)"
+
+
+def several_instances(verb: str, run_dir: object, rows: Sequence[Any]) -> Msg:  # rows: status.Status
+    listed = ", ".join(f"{_row_name(r)} (port {r.port})" for r in rows)
+    first = rows[0]
+    return (f"{len(rows)} instances in {run_dir}: {listed}; say which to {verb}",
+            f"name them (`portctl {verb} {_row_name(first)}`) or give the port "
+            f"(`portctl {verb} --port {first.port}`)")
+
+
+def _row_name(row: Any) -> str:
+    return row.record.spec.name if row.record is not None else "?"
+
+
+def nothing_running_in(run_dir: object) -> str:
+    return f"nothing running in {run_dir}"
+
+
+def nothing_named(name: str) -> str:
+    return f"nothing running named {name!r}"
+
+
+def nothing_to_restart(run_dir: object, saved: Sequence[int]) -> Msg:
+    hint = (f"restart a recorded one with `portctl restart --port {saved[0]}`" if saved
+            else "start one with `portctl start -- CMD`")
+    return f"nothing is running in {run_dir}", hint
+
+
+def never_named(name: str) -> Msg:
+    return (f"no instance named {name!r} was ever recorded in this run dir",
+            f"start it with `portctl restart {name} -- CMD` (or `portctl start --name {name} -- CMD`)")
+
+
+def restart_needs_one(why: str) -> Msg:
+    return f"{why}: restart one instance at a time", "name one instance, or give --port"
+
+
+def cannot_restart(path: str, reason: str, port: int) -> Msg:
+    return (f"cannot restart the instance on port {port}: {path!r}: {reason}; it was left as it is",
+            "fix the command, or restart with --update-env (this shell's environment and PATH) "
+            "or with a new command after --")
+
+
 def internal_error(exc: BaseException) -> Msg:
     return f"internal error: {exc!r}", "run again with -v for the traceback, and report it"
 

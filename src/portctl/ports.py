@@ -95,10 +95,11 @@ def _iso(timestamp: Optional[float]) -> Optional[str]:
 
 
 def parse_range(text: str) -> tuple[int, int]:
-    """``"8000-8100"`` -> (8000, 8100); ValueError unless 1 <= low <= high <= 65535."""
+    """``"8000-8100"`` -> (8000, 8100); ValueError unless 1 <= low <= high <= 65535 (one
+    number is no range: ``--port-range 1421`` is a mistake for ``--port 1421``)."""
     low_text, sep, high_text = text.partition("-")
-    low, high = int(low_text), int(high_text if sep else low_text)
-    if not 1 <= low <= high <= 65535:
+    low, high = int(low_text), int(high_text)
+    if not sep or not 1 <= low <= high <= 65535:
         raise ValueError(text)
     return low, high
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 RECORD_VERSION = 1
 _MAX_FILE_BYTES = 64 * 1024
+_MAX_SPEC_BYTES = 1024 * 1024  # a saved spec holds the environment, which may be large
+_PROJECT_TABLE = re.compile(rb"^[ \t]*\[[ \t]*tool[ \t]*\.[ \t]*portctl[ \t]*[\].]", re.MULTILINE)
 _PID_TEXT = re.compile(rb"\A([1-9][0-9]{0,9})\n?\Z")
 _RUN_FILE = re.compile(r"\A\.server_([0-9]{1,5})\.(pid|json|lock)\Z")
 
@@ -110,21 +112,36 @@ class RunDir:
         return self.path / ".portctl" / "specs" / f"{port}.json"
 
     def write_spec(self, spec: ServerSpec) -> None:
+        """Save the spec with its environment: readable by its owner only (mode 0600)."""
         path = self.spec_file(spec.port)
         safefile.ensure_dir(path.parent, 2)
-        write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n", durable=True)
+        write_atomic(path, json.dumps(spec.to_dict(with_env=True), indent=2) + "\n", durable=True)
 
     def read_spec(self, port: int) -> Optional[ServerSpec]:
-        """The spec last started on ``port``: from the live record, else the saved spec."""
-        record = self.read_record(port)
-        if record is not None:
-            return record.spec
-        raw = safefile.read_small(self.spec_file(port), _MAX_FILE_BYTES, depth=2)
+        """The spec last started on ``port``: the saved one (written with the live record, and
+        holding the environment), else the live record's (from an older portctl)."""
+        raw = safefile.read_small(self.spec_file(port), _MAX_SPEC_BYTES, depth=2)
         try:
             spec = ServerSpec.from_dict(json.loads(raw)) if raw else None
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError):
-            return None
-        return spec if spec is not None and spec.port == port else None
+            spec = None
+        if spec is not None and spec.port == port:
+            return spec
+        record = self.read_record(port)
+        return record.spec if record is not None else None
+
+    def saved_ports(self) -> list[int]:
+        """Every port with a saved spec, ascending."""
+        try:
+            names = os.listdir(self.spec_file(0).parent)
+        except OSError:
+            return []
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+    def name_lock_file(self, name: str) -> Path:
+        """Locked by the live instance called ``name`` for its whole life: a name is unique
+        among the live instances of a run dir, and the kernel frees it when its holder dies."""
+        return self.path / ".portctl" / "names" / f"{name}.lock"
 
     def log_file(self, name: str) -> Path:
         """``.portctl/logs/NAME.log``; a name that is no name (``../x``, ``/x``) is BadInput."""
@@ -176,6 +193,21 @@ class RunDir:
         return removed
 
 
+def find_run_dir(start: Optional[Path] = None) -> Path:
+    """The run dir when none is given: the nearest ancestor of ``start`` (default: the current
+    directory) holding ``.portctl/``, ``portctl.toml`` or a ``pyproject.toml`` with a
+    ``[tool.portctl]`` table; else ``start`` itself. A few stats per level, no TOML parser:
+    `status` and `port` run it on every call."""
+    here = Path.cwd() if start is None else start.absolute()
+    for folder in (here, *here.parents):
+        if (folder / ".portctl").is_dir() or (folder / "portctl.toml").is_file():
+            return folder
+        raw = _read_project_file(folder / "pyproject.toml")
+        if raw is not None and _PROJECT_TABLE.search(raw):
+            return folder
+    return here
+
+
 def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
     """Write then rename, so readers see the old file or the new one, never half of one.
     ``durable`` also syncs it to disk first: for the spec, which outlives a reboot. Pid files
@@ -201,3 +233,18 @@ def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
 
 def _read_small(path: Path) -> Optional[bytes]:
     return safefile.read_small(path, _MAX_FILE_BYTES)
+
+
+def _read_project_file(path: Path) -> Optional[bytes]:
+    """A project's own file (not a run file: the ownership rules do not apply), read only if it
+    is a regular file: a FIFO in its place is never waited on."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read(_MAX_SPEC_BYTES)

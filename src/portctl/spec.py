@@ -66,6 +66,10 @@ class ServerSpec(Frozen):
     backoff: BackoffPolicy = BackoffPolicy()
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
+    cwd: str = ""  # the child's working directory ("": the run dir, for specs recorded without one)
+    executable: str = ""  # command[0] resolved to an absolute path when it was recorded ("": look it up)
+    env: Optional[tuple[tuple[str, str], ...]] = None  # the recorded environment (None: inherit ours)
+    auto_name: bool = False  # derived from the command: taken by another live instance, it gets -PORT
 
     @property
     def dynamic(self) -> bool:
@@ -77,34 +81,68 @@ class ServerSpec(Frozen):
             object.__setattr__(self, "command", demo_command())
         if not self.name:
             object.__setattr__(self, "name", derive_name(self.command))
+            object.__setattr__(self, "auto_name", True)
         check_name(self.name)
         if self.restart not in RESTART_MODES:
             raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
 
     def argv(self) -> list[str]:
-        """The command with ``{port}`` and ``{host}`` substituted (nothing else is touched)."""
-        return [
+        """The command with ``{port}`` and ``{host}`` substituted (nothing else is touched),
+        and the recorded executable in place of its first word."""
+        argv = [
             arg.replace("{port}", str(self.port)).replace("{host}", self.host)
             for arg in self.command
         ]
+        if self.executable:
+            argv[0] = self.executable
+        return argv
 
     def child_env(self, token: str, run_dir: str = "",
                   base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
         """The child's environment: the caller's plus PORT and HOST, and the instance's
         token, name, run dir and port (inherited by every descendant, so `who` and `clean`
         can tell our processes from others, and `who` can name the instance's record)."""
-        env = dict(os.environ if base is None else base)
+        env = dict(self.base_env() if base is None else base)
         env.update(PORT=str(self.port), HOST=self.host, PORTCTL_TOKEN=token,
                    PORTCTL_NAME=self.name, PORTCTL_RUN_DIR=run_dir, PORTCTL_PORT=str(self.port))
         return env
 
+    def base_env(self) -> Mapping[str, str]:
+        """The environment the child starts from: the recorded one, else ours."""
+        return os.environ if self.env is None else dict(self.env)
+
+    def spawn_problem(self) -> Optional[tuple[str, str]]:
+        """Why the command could not be started right now, as (path, reason), or None: checked
+        before `restart` stops an instance that serves."""
+        import errno
+
+        if self.cwd and not os.path.isdir(self.cwd):
+            return self.cwd, os.strerror(errno.ENOENT)
+        path = self.executable or resolve_executable(self.argv()[0], self.base_env(), self.cwd)
+        if not path or not os.path.isfile(path):
+            return (path or self.argv()[0]), os.strerror(errno.ENOENT)
+        if not os.access(path, os.X_OK):
+            return path, os.strerror(errno.EACCES)
+        return None
+
+    def names(self) -> list[str]:
+        """The names this instance may take: its own; a derived one also NAME-PORT, for when
+        another live instance runs the same command."""
+        if not self.auto_name:
+            return [self.name]
+        suffixed = f"{derive_name(self.command)}-{self.port}"
+        return [self.name] + ([suffixed] if suffixed != self.name else [])
+
     def with_port(self, port: int) -> ServerSpec:
         return replace(self, port=port)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_env: bool = False) -> dict[str, Any]:
+        """The spec as JSON-able data; the environment (secrets, often) only ``with_env``:
+        it goes to the saved spec (mode 0600) and the daemon, never into the record."""
         data = asdict(self)
         data["command"] = list(self.command)
         data["port_range"] = list(self.port_range) if self.port_range else None
+        data["env"] = dict(self.env) if with_env and self.env is not None else None
         return data
 
     @classmethod
@@ -127,6 +165,12 @@ def _typed(name: str, value: Any, default: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
             raise ValueError("command must be a list of strings")
         return tuple(value)
+    if name == "env":
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("env must be an object of strings")
+        return tuple(sorted(value.items()))
     if name == "port_range":
         if value is None:
             return None
@@ -150,6 +194,57 @@ def _typed(name: str, value: Any, default: Any) -> Any:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string")
     return value
+
+
+def default_restart(detached: bool) -> str:
+    """The restart mode when none is given: on-failure for a detached instance, else no."""
+    return "on-failure" if detached else "no"
+
+
+def recorded(spec: ServerSpec) -> ServerSpec:
+    """``spec`` as `start` records it: with this shell's environment, and its command's first
+    word resolved against that environment's PATH and its working directory, so a restart
+    from any shell runs the same program the same way."""
+    spec = replace(spec, env=tuple(sorted(os.environ.items())))
+    return replace(spec, executable=resolve_executable(spec.command[0], spec.base_env(), spec.cwd))
+
+
+def restarted(spec: ServerSpec, changes: Mapping[str, Any], *, shell_env: bool) -> ServerSpec:
+    """The recorded ``spec`` with the options given to `restart` (``changes``: spec fields,
+    ``backoff`` as a dict of the given backoff fields), and this shell's environment if
+    ``shell_env`` (or if none was recorded). The executable is looked up again only when the
+    command, the working directory or the environment changed. A restart mode that was the
+    default for the old detached mode follows a new one, as it would at start."""
+    fields = dict(changes)
+    backoff = fields.pop("backoff", None)
+    if backoff:
+        fields["backoff"] = replace(spec.backoff, **backoff)
+    if "detached" in fields and "restart" not in fields and spec.restart == default_restart(spec.detached):
+        fields["restart"] = default_restart(fields["detached"])
+    if "name" in fields:
+        fields["auto_name"] = False  # set again if the given name is empty
+    elif "command" in fields and spec.auto_name:
+        fields["name"] = ""  # derived again from the new command
+    if shell_env or spec.env is None:
+        fields["env"] = tuple(sorted(os.environ.items()))
+    new = replace(spec, **fields)
+    if shell_env or not new.executable or {"command", "cwd"} & set(fields):
+        new = replace(new, executable=resolve_executable(new.command[0], new.base_env(), new.cwd))
+    return new
+
+
+def resolve_executable(program: str, env: Mapping[str, str], cwd: str = "") -> str:
+    """``program`` as an absolute path, "" when it cannot be found: a path is taken relative
+    to ``cwd`` (default: ours), a bare name is looked up in ``env``'s PATH, as the shell that
+    ran `start` found it; a restart from another shell then runs the same file."""
+    import shutil
+
+    where = cwd or os.getcwd()
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = os.path.join(where, program)
+        return os.path.normpath(path) if os.path.isfile(path) else ""
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    return os.path.normpath(os.path.join(where, found)) if found else ""
 
 
 def derive_name(command: tuple[str, ...]) -> str:

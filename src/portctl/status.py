@@ -75,6 +75,14 @@ def _status(run_dir: RunDir, port: int) -> Status:
     return Status(port, "fatal" if record and record.state == "fatal" else "stale", record, pid)
 
 
+def find_live(run_dir: RunDir, name: str) -> Optional[Status]:
+    """The live instance called ``name`` (any live state), or None."""
+    for found in status(run_dir):
+        if found.record and found.record.spec.name == name and found.state in LIVE_STATES:
+            return found
+    return None
+
+
 def find_by_name(run_dir: RunDir, name: str) -> Status:
     """The running instance called ``name`` (NotRunning if there is none)."""
     for found in status(run_dir):

@@ -14,18 +14,21 @@ import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
-from . import _platform, instances, output, ports
+from . import _platform, instances, output, ports, safefile
+from ._record import replace
 from .backoff import RestartTracker
-from .errors import AlreadyRunning, BadInput, ChildExited, NotReady, PortctlError, PortInUse
+from .errors import AlreadyRunning, BadInput, ChildExited, NameTaken, NotReady, PortctlError, PortInUse
 from .events import EventLog
 from .identity import ProcRef
 from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
+from .status import find_live
 from .terminate import child_processes, descendants, stop_tree
 
 VERIFY_FREE_S = 5.0
@@ -99,7 +102,9 @@ class Supervisor:
             raise instances.lock_taken(self.run_dir, port)
         self._has_event()  # a retry: forget the exit of the child that lost the race
         self._pending = [event for event in self._pending if event[0] == "signal"]
+        name_lock: Optional[PortLock] = None
         try:
+            name_lock = self._claim_name()
             instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
             self._write_files()  # from here on `stop` can find us, even while we evict
             self._check_port()
@@ -110,7 +115,23 @@ class Supervisor:
             return self._serve()
         finally:
             self._remove_own_files()
+            if name_lock is not None:  # released before the port's lock: a stop waits for that one
+                name_lock.release()
             lock.release()
+
+    def _claim_name(self) -> PortLock:
+        """Lock the instance's name for its life: names are unique among the live instances of
+        the run dir. A name derived from the command that another one has becomes NAME-PORT."""
+        taken = self.spec.name
+        for name in self.spec.names():
+            lock = PortLock(self.run_dir.name_lock_file(name))
+            safefile.ensure_dir(lock.path.parent, 2)  # .portctl/names, never through a link
+            if lock.acquire():
+                if name != self.spec.name:
+                    self.warn(output.name_suffixed(taken, name))
+                    self.spec = replace(self.spec, name=name)
+                return lock
+        raise NameTaken(*output.name_taken(taken, find_live(self.run_dir, taken)))
 
     def _check_port(self) -> None:
         spec = self.spec
@@ -153,7 +174,8 @@ class Supervisor:
         assert self._record is not None
         env = self.spec.child_env(self._record.token, str(self.run_dir.path))
         try:
-            child = _platform.spawn(self.spec.argv(), env, self.run_dir.path, capture=self._log is not None)
+            cwd = Path(self.spec.cwd) if self.spec.cwd else self.run_dir.path  # where `start` ran
+            child = _platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
         self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
