@@ -38,6 +38,9 @@ def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
     except PortctlError as exc:
         output.error(exc.message, exc.hint)
         return exc.exit_code
+    except Exception as exc:  # a bug of ours or an OS refusal: one line, as the click CLI does
+        output.error(*output.internal_error(exc))
+        return 1
 
 
 def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
@@ -65,7 +68,7 @@ def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
 
 
 def _port(text: str) -> bool:
-    return text.isdigit() and 1 <= int(text) <= 65535
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535  # not "²": click says why
 
 
 def _path(text: str):  # type: ignore[no-untyped-def]

@@ -12,10 +12,33 @@ from typing import Any, Optional
 import click
 
 from . import __version__, output
-from .errors import PortctlError
+from .errors import BadInput, PortctlError
 
 PORT = click.IntRange(1, 65535)
-SECONDS = click.FloatRange(min=0)
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds within the bounds ``spec.SECONDS_MIN`` sets for ``field``."""
+
+    name = "SECONDS"
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
+        from .spec import seconds_problem
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        problem = seconds_problem(self.field, number)
+        if problem:
+            self.fail(f"{value!r} {problem}", param, ctx)
+        return number
+
+
+SECONDS = Seconds("grace_s")
 
 
 class PortOrAuto(click.ParamType):
@@ -66,7 +89,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portctl")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), envvar="PORTCTL_RUN_DIR",
+@click.option("--run-dir", type=click.Path(path_type=Path), envvar="PORTCTL_RUN_DIR",
               default=".", show_default="current directory", help="Where pid files, records and locks live.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
 @click.pass_context
@@ -89,24 +112,24 @@ def _run_dir() -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--force", is_flag=True, help="Free the port from whatever holds it (policy applies).")
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True, help="Seconds between TERM and KILL.")
-@click.option("--ready-timeout", type=SECONDS, default=30.0, show_default=True)
+@click.option("--ready-timeout", type=Seconds("ready_timeout_s"), default=30.0, show_default=True)
 @click.option("--name", default="", help="Instance name (default: derived from the command).")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; return once it serves.")
 @click.option("--restart", type=click.Choice(["no", "on-failure", "always"]), default=None,
               help="Restart policy [default: no in the foreground, on-failure with -d].")
 @click.option("--health", default="", metavar="PATH|URL",
               help="Ready and alive means HTTP 2xx here (e.g. /health); default: TCP accept.")
-@click.option("--health-interval", type=SECONDS, default=10.0, show_default=True)
-@click.option("--health-timeout", type=SECONDS, default=1.0, show_default=True)
+@click.option("--health-interval", type=Seconds("health_interval_s"), default=10.0, show_default=True)
+@click.option("--health-timeout", type=Seconds("health_timeout_s"), default=1.0, show_default=True)
 @click.option("--health-failures", type=click.IntRange(min=1), default=3, show_default=True,
               help="Consecutive failed probes that make the child unhealthy.")
-@click.option("--backoff-initial", type=SECONDS, default=1.0, show_default=True)
-@click.option("--backoff-max", type=SECONDS, default=30.0, show_default=True)
-@click.option("--backoff-reset", type=SECONDS, default=30.0, show_default=True,
+@click.option("--backoff-initial", type=Seconds("initial_s"), default=1.0, show_default=True)
+@click.option("--backoff-max", type=Seconds("max_s"), default=30.0, show_default=True)
+@click.option("--backoff-reset", type=Seconds("reset_after_s"), default=30.0, show_default=True,
               help="Healthy uptime after which the backoff starts over.")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=10, show_default=True,
               help="Restarts allowed within --restart-window before the instance is fatal.")
-@click.option("--restart-window", type=SECONDS, default=60.0, show_default=True)
+@click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True)
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
 @click.option("--log-backups", type=click.IntRange(min=1), default=5, show_default=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -132,6 +155,7 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, detach:
 def _launch(spec: Any, force: bool) -> None:
     """Run in the foreground (exit with the supervisor's code) or detached (report and return)."""
     run_dir = _run_dir()
+    _check_writable(run_dir.path)
     if not spec.detached:
         from .supervisor import Supervisor, run_as_process
 
@@ -150,6 +174,25 @@ def _launch(spec: Any, force: bool) -> None:
 
         output.log_tail(outcome.log, tail(Path(outcome.log), 20))
     raise SystemExit(outcome.code)
+
+
+def _check_writable(path: Path) -> None:
+    """`start` writes its files in the run dir: a missing, non-directory or read-only one is
+    bad input (exit 2), said before anything is launched."""
+    import os
+    import tempfile
+
+    why = "does not exist" if not path.exists() else "is not a directory" if not path.is_dir() else ""
+    if not why:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".portctl-probe-", dir=path)
+        except OSError:
+            why = "is not writable"
+        else:
+            os.close(fd)
+            os.unlink(probe)
+    if why:
+        raise BadInput(*output.run_dir_unusable(path, why))
 
 
 @cli.command()

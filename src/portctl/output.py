@@ -45,7 +45,16 @@ def bad_port(value: object) -> Msg:
 
 
 def bad_host(host: str, reason: str) -> Msg:
+    from .ports import NOT_LOCAL
+
+    if reason == NOT_LOCAL:
+        return (f"cannot use host {host!r}: {reason}",
+                "give an address of this machine: 127.0.0.1, 0.0.0.0 (all interfaces) or one of its own")
     return f"cannot use host {host!r}: {reason}", "give an IP address or a resolvable name"
+
+
+def run_dir_unusable(path: object, why: str) -> Msg:
+    return f"run dir {path} {why}", "use --run-dir or PORTCTL_RUN_DIR"
 
 
 def bad_number(option: str, value: object) -> Msg:

@@ -131,12 +131,25 @@ def find_free_port(preferred: Optional[int] = None, port_range: Optional[tuple[i
     raise AssertionError("unreachable: candidates() always ends with 0")
 
 
+NOT_LOCAL = "address not available on this machine"
+
+
 def resolve_host(host: str) -> None:
-    """Raise ValueError if ``host`` does not resolve to an address we could listen on."""
+    """Raise ValueError if ``host`` does not resolve to an address we could listen on: one
+    that does not resolve, or one that no interface of this machine has (EADDRNOTAVAIL)."""
+    import errno
+
     try:
-        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise ValueError(str(exc)) from None
+    for family, kind, proto, _, addr in found:
+        with socket.socket(family, kind, proto) as sock:
+            try:
+                sock.bind(addr)  # port 0: any free port, so only the address is tested
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise ValueError(NOT_LOCAL) from None
 
 
 def is_busy(host: str, port: int) -> bool:

@@ -166,7 +166,7 @@ class RunDir:
         for path in paths:
             try:
                 path.unlink()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # a run dir that is a file holds nothing
                 continue
             removed.append(path)
         return removed
