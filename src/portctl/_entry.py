@@ -53,7 +53,7 @@ def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
     as_json = "--json" in rest
     rest = [a for a in rest if a != "--json"]
     if name == "who" and len(rest) == 1 and _port(rest[0]):
-        return lambda run_dir: commands.who(int(rest[0]), as_json)
+        return lambda run_dir: commands.who(int(rest[0]), as_json, _path(run_dir))
     if name == "status" and not rest:
         return lambda run_dir: commands.status(_path(run_dir), None, as_json)
     if name == "status" and len(rest) == 2 and rest[0] == "--port" and _port(rest[1]):

@@ -67,6 +67,36 @@ class PortRange(click.ParamType):
             self.fail(output.bad_range(str(value))[0], param, ctx)
 
 
+class _StartCommand(click.Command):
+    """`start` whose server command came without `--` (``start --port 8001 uvicorn app:app
+    --port {port}``): click would complain about the command's own options; say where the
+    command goes instead, with the line to type."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, list(args))
+        except click.UsageError:
+            if "--" in args:
+                raise
+            before, command = _split_at_command(self, list(args))
+            if not command:
+                raise
+            raise click.UsageError(output.forgotten_dashes(before, command), ctx) from None
+
+
+def _split_at_command(command: click.Command, args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` split where the first non-option word begins (portctl's options, the server
+    command); ([], []) when portctl's own options do not parse."""
+    ctx = click.Context(command, allow_interspersed_args=False, resilient_parsing=True)
+    try:
+        opts, _, _ = command.make_parser(ctx).parse_args(list(args))
+    except click.UsageError:
+        return [], []
+    words = opts.get("command")  # the COMMAND argument takes every word from the first on
+    rest = [str(w) for w in words] if isinstance(words, (list, tuple)) else []
+    return args[:len(args) - len(rest)], rest
+
+
 class _Group(click.Group):
     """Turns library errors into one line on stderr and their documented exit code."""
 
@@ -104,7 +134,7 @@ def _run_dir() -> Any:
     return RunDir(click.get_current_context().obj)
 
 
-@cli.command()
+@cli.command(cls=_StartCommand)
 @click.option("--port", type=PortOrAuto(), default=8000, show_default=True,
               help="Port number, or `auto` for any free port.")
 @click.option("--port-range", type=PortRange(), default=None,
@@ -169,7 +199,7 @@ def _launch(spec: Any, force: bool) -> None:
         output.say(output.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
         return
     output.error(outcome.message, outcome.hint)
-    if outcome.log:
+    if outcome.log:  # set only once a child ran: never an earlier run's or a race winner's log
         from .logs import tail
 
         output.log_tail(outcome.log, tail(Path(outcome.log), 20))
@@ -250,7 +280,7 @@ def who(port: int, as_json: bool) -> None:
     """Which processes listen on PORT (any address, IPv4 and IPv6)."""
     from . import commands
 
-    raise SystemExit(commands.who(port, as_json))
+    raise SystemExit(commands.who(port, as_json, click.get_current_context().obj))
 
 
 @cli.command()
@@ -334,4 +364,5 @@ def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], h
 
 def main() -> None:
     """Console entry point."""
+    output.log_to()
     cli(prog_name="portctl")

@@ -102,12 +102,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     _to_devnull(0)
     handshake = _Handshake()
     record_log = str(RunDir(Path(args[0])).log_file(spec.name))
+    output.log_to(handshake.note)
+    supervisor: Optional[Supervisor] = None
     try:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
                                 notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
         code = run_as_process(supervisor)
-    except PortctlError as exc:
-        handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint, log=record_log)
+    except PortctlError as exc:  # failed before launch (port in use, already running): no log of ours
+        spawned = supervisor is not None and supervisor.spawned
+        handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint,
+                       log=record_log if spawned else None)
         return exc.exit_code
     except BaseException as exc:  # the parent must hear something, whatever happened
         handshake.send(code=1, message=f"supervisor failed: {exc!r}", log=record_log)

@@ -148,7 +148,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
 
     ``tokens`` are instance tokens of this run dir: holders carrying one are ours.
     """
-    production = policy.is_production() if production is None else production
+    production = policy.in_force() == policy.PRODUCTION if production is None else production
     holders = ports.holders(port)
     procs = []
     me, privileged = psutil.Process().username(), _platform.is_privileged()
@@ -161,6 +161,8 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
         target = policy.Target(proc.pid, _username(proc), _token(proc) in tokens)
         policy.check(target, port=port, production=production, me=me, privileged=privileged)
         procs.append(proc)
+    if procs:
+        policy.logger().info(output.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
     stop_tree(procs, grace_s)
     if not ports.wait_until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
         raise PortInUse(*output.still_busy(port))

@@ -9,7 +9,7 @@ from ._record import Frozen, asdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, Optional
+    from typing import Any, Callable, Iterable, Iterator, Optional
 
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.01  # short waits (ready, stop): latency matters more than a few wake-ups
@@ -155,6 +155,21 @@ def resolve_host(host: str) -> None:
 def is_busy(host: str, port: int) -> bool:
     """Whether anything listens on ``port`` (any address) or ``host:port`` cannot be bound."""
     return bool(_platform.listeners(port)) or not _platform.can_bind(host, port)
+
+
+def listening_ports(pids: Iterable[int]) -> set[int]:
+    """The TCP ports these processes listen on (those we may not inspect are skipped)."""
+    import psutil
+
+    found: set[int] = set()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
+        except psutil.Error:
+            continue
+        found.update(c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr)
+    return found
 
 
 def connect_host(host: str) -> str:
