@@ -14,7 +14,16 @@ import click
 from . import __version__, output
 from .errors import BadInput, PortctlError
 
-PORT = click.IntRange(1, 65535)
+class _Port(click.IntRange):
+    """1-65535 in ASCII digits (Python's int() would take "٣" for 3)."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a port number (ASCII digits, 1 to 65535)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PORT = _Port(1, 65535)
 
 
 class Seconds(click.ParamType):

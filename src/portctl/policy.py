@@ -5,11 +5,14 @@ demand: the fast commands never pay for ``logging``)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional
 
 from . import output
 from ._record import Frozen
 from .errors import PermissionDenied, PolicyRefused
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional
 
 PRODUCTION = "production"
 DEVELOPMENT = "development"
