@@ -107,12 +107,17 @@ def _as_admin(command: str) -> str:
 
 
 def _portctl(run_dir: str, *, always: bool = False) -> str:
-    """``portctl``, with ``--run-dir DIR`` when DIR is not the current directory."""
-    if not run_dir or (not always and os.path.abspath(run_dir) == os.getcwd()):
+    """``portctl``, with ``--run-dir DIR`` when DIR is not the user's current directory (the
+    shell's $PWD: a detached supervisor runs in the run dir, but inherits its user's $PWD)."""
+    if not run_dir or (not always and os.path.abspath(run_dir) == _user_cwd()):
         return "portctl"
     import shlex
 
     return f"portctl --run-dir {shlex.quote(str(run_dir))}"
+
+
+def _user_cwd() -> str:
+    return os.path.abspath(os.environ.get("PWD") or os.getcwd())
 
 
 def forgotten_dashes(before: Sequence[str], command: Sequence[str]) -> str:
@@ -207,8 +212,8 @@ def not_ready(port: int, host: str, timeout_s: float, listening: Sequence[int] =
     message = f"the child did not accept connections on port {port} within {timeout_s:g} s"
     if listening:
         ports = ", ".join(map(str, sorted(listening)))
-        return (f"{message}; your command listens on {ports}, not {port}",
-                "pass --port {port} to it (portctl substitutes the port) or have it read $PORT")
+        return (f"{message}: your command listens on {ports}, not {port}",
+                "pass --port {port} or read $PORT; portctl substitutes {port} in the command")
     return message, f"check that it listens on {host}:{port}, or raise --ready-timeout"
 
 
@@ -311,7 +316,7 @@ def free_hint(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -
     instances = [h["instance"] for h in holders if h.get("instance")]
     if instances and len(instances) == len(holders) and instances[0].get("port"):
         home = str(instances[0].get("run_dir") or "")
-        here = os.path.abspath(run_dir or os.getcwd())
+        here = os.path.abspath(run_dir or _user_cwd())
         portctl = "portctl" if not home or os.path.abspath(home) == here else _portctl(home, always=True)
         return f"stop it with: {portctl} stop --port {instances[0]['port']}"
     return take_port_hint(port, [_Shown(h) for h in holders])
