@@ -330,7 +330,7 @@ class _Shown:
 
 
 def fatal_hint(port: int) -> str:
-    return f"port {port} is fatal: see `portctl logs --port {port}` and start it again with `portctl restart --port {port}`"
+    return f"the instance on port {port} is fatal: start it again with `portctl restart --port {port}`"
 
 
 def short_command(cmdline: Sequence[str], limit: int = 80) -> str:
