@@ -168,6 +168,8 @@ class RunDir:
                 path.unlink()
             except (FileNotFoundError, NotADirectoryError):  # a run dir that is a file holds nothing
                 continue
+            except PermissionError:  # a read-only run dir: the files stay, stale (no lock held)
+                continue
             removed.append(path)
         return removed
 
