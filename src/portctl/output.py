@@ -436,6 +436,8 @@ def log_to(write: Optional[Callable[[str], None]] = None) -> None:
                 print(f"portctl: {text}", file=sys.stderr, flush=True)
 
     logger = logging.getLogger("portctl")
+    for old in [h for h in logger.handlers if type(h).__name__ == "Lines"]:  # called again: replace
+        logger.removeHandler(old)
     logger.addHandler(Lines())
     logger.setLevel(logging.INFO)
     logger.propagate = False
