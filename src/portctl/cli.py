@@ -14,6 +14,7 @@ import click
 from . import __version__, output
 from .errors import BadInput, PortctlError
 
+
 class _Port(click.IntRange):
     """1-65535 in ASCII digits (Python's int() would take "٣" for 3)."""
 
