@@ -86,7 +86,9 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
         drop_stale(run_dir, port, notify)
         return False
     record = run_dir.read_record(port)
-    assert record is not None  # live_supervisor verified it
+    if record is None:  # verified a moment ago, its files gone now: it is exiting (a concurrent stop)
+        ports.wait_until(lambda: _let_go(supervisor, run_dir.lock_file(port)), time.monotonic() + STOP_MARGIN_S)
+        return True
     grace = record.spec.grace_s if grace_s is None else grace_s
     _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
     deadline = time.monotonic() + grace + STOP_MARGIN_S
