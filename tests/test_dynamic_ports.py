@@ -103,9 +103,9 @@ def test_ensure_port_available_refuses_in_production(spawn, monkeypatch) -> None
     holder = spawn(app("listener", port))
     wait_port_accepting(port)
     with pytest.raises(lib.PolicyRefused) as refused:
-        lib.ensure_port_available(port)
+        lib.ensure_port_available(port, strict=True)
     assert refused.value.exit_code == 5 and str(holder.pid) in refused.value.message
-    assert lib.ensure_port_available(port, strict=False) is False
+    assert lib.ensure_port_available(port) is False  # strict=False is the default
     assert holder.poll() is None and accepts(port)
 
 

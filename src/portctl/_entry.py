@@ -38,6 +38,9 @@ def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
     except PortctlError as exc:
         output.error(exc.message, exc.hint)
         return exc.exit_code
+    except Exception as exc:  # a bug of ours or an OS refusal: one line, as the click CLI does
+        output.error(*output.internal_error(exc))
+        return 1
 
 
 def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
@@ -50,7 +53,7 @@ def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
     as_json = "--json" in rest
     rest = [a for a in rest if a != "--json"]
     if name == "who" and len(rest) == 1 and _port(rest[0]):
-        return lambda run_dir: commands.who(int(rest[0]), as_json)
+        return lambda run_dir: commands.who(int(rest[0]), as_json, _path(run_dir))
     if name in ("status", "stop"):
         names, port = _targets(rest)
         if names is None or (name == "stop" and as_json):
@@ -81,7 +84,7 @@ def _targets(rest: list):  # type: ignore[no-untyped-def,type-arg]
 
 
 def _port(text: str) -> bool:
-    return text.isdigit() and 1 <= int(text) <= 65535
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535  # not "²": click says why
 
 
 def _path(text: str):  # type: ignore[no-untyped-def]

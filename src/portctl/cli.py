@@ -14,13 +14,46 @@ from typing import Any, Optional
 import click
 
 from . import __version__, output
-from .errors import AlreadyRunning, PortctlError
+from .errors import BadInput, PortctlError
 
-PORT = click.IntRange(1, 65535)
+
+class _Port(click.IntRange):
+    """1-65535 in ASCII digits (Python's int() would take "٣" for 3)."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a port number (ASCII digits, 1 to 65535)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PORT = _Port(1, 65535)
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds within the bounds ``spec.SECONDS_MIN`` sets for ``field``."""
+
+    name = "SECONDS"
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
+        from .spec import seconds_problem
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        problem = seconds_problem(self.field, number)
+        if problem:
+            self.fail(f"{value!r} {problem}", param, ctx)
+        return number
+
+
+SECONDS = Seconds("grace_s")
 # True once main() runs: the process is portctl's own. Called in-process (CliRunner), a
 # foreground supervisor hands the caller's signal dispositions back when it returns.
 _OWN_PROCESS = False
-SECONDS = click.FloatRange(min=0)
 
 
 class PortOrAuto(click.ParamType):
@@ -49,6 +82,36 @@ class PortRange(click.ParamType):
             self.fail(output.bad_range(str(value))[0], param, ctx)
 
 
+class _StartCommand(click.Command):
+    """`start` whose server command came without `--` (``start --port 8001 uvicorn app:app
+    --port {port}``): click would complain about the command's own options; say where the
+    command goes instead, with the line to type."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, list(args))
+        except click.UsageError:
+            if "--" in args:
+                raise
+            before, command = _split_at_command(self, list(args))
+            if not command:
+                raise
+            raise click.UsageError(output.forgotten_dashes(before, command), ctx) from None
+
+
+def _split_at_command(command: click.Command, args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` split where the first non-option word begins (portctl's options, the server
+    command); ([], []) when portctl's own options do not parse."""
+    ctx = click.Context(command, allow_interspersed_args=False, resilient_parsing=True)
+    try:
+        opts, _, _ = command.make_parser(ctx).parse_args(list(args))
+    except click.UsageError:
+        return [], []
+    words = opts.get("command")  # the COMMAND argument takes every word from the first on
+    rest = [str(w) for w in words] if isinstance(words, (list, tuple)) else []
+    return args[:len(args) - len(rest)], rest
+
+
 class _Group(click.Group):
     """Turns library errors into one line on stderr and their documented exit code."""
 
@@ -71,7 +134,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portctl")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), envvar="PORTCTL_RUN_DIR",
+@click.option("--run-dir", type=click.Path(path_type=Path), envvar="PORTCTL_RUN_DIR",
               default=None, show_default="the nearest ancestor with .portctl/ or a project file, else here",
               help="Where pid files, records and locks live.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
@@ -91,7 +154,7 @@ def _run_dir() -> Any:
     return RunDir(click.get_current_context().obj)
 
 
-@cli.command()
+@cli.command(cls=_StartCommand)
 @click.option("--port", type=PortOrAuto(), default=8000, show_default=True,
               help="Port number, or `auto` for any free port.")
 @click.option("--port-range", type=PortRange(), default=None,
@@ -99,7 +162,7 @@ def _run_dir() -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--force", is_flag=True, help="Free the port from whatever holds it (policy applies).")
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True, help="Seconds between TERM and KILL.")
-@click.option("--ready-timeout", type=SECONDS, default=30.0, show_default=True)
+@click.option("--ready-timeout", type=Seconds("ready_timeout_s"), default=30.0, show_default=True)
 @click.option("--name", default="", help="Instance name: 1-64 of A-Z a-z 0-9 . _ -, no leading . "
               "(default: derived from the command).")
 @click.option("--cwd", type=click.Path(exists=True, file_okay=False, resolve_path=True), default=None,
@@ -109,17 +172,17 @@ def _run_dir() -> Any:
               help="Restart policy [default: no in the foreground, on-failure with -d].")
 @click.option("--health", default="", metavar="PATH|URL",
               help="Ready and alive means HTTP 2xx here (e.g. /health); default: TCP accept.")
-@click.option("--health-interval", type=SECONDS, default=10.0, show_default=True)
-@click.option("--health-timeout", type=SECONDS, default=1.0, show_default=True)
+@click.option("--health-interval", type=Seconds("health_interval_s"), default=10.0, show_default=True)
+@click.option("--health-timeout", type=Seconds("health_timeout_s"), default=1.0, show_default=True)
 @click.option("--health-failures", type=click.IntRange(min=1), default=3, show_default=True,
               help="Consecutive failed probes that make the child unhealthy.")
-@click.option("--backoff-initial", type=SECONDS, default=1.0, show_default=True)
-@click.option("--backoff-max", type=SECONDS, default=30.0, show_default=True)
-@click.option("--backoff-reset", type=SECONDS, default=30.0, show_default=True,
+@click.option("--backoff-initial", type=Seconds("initial_s"), default=1.0, show_default=True)
+@click.option("--backoff-max", type=Seconds("max_s"), default=30.0, show_default=True)
+@click.option("--backoff-reset", type=Seconds("reset_after_s"), default=30.0, show_default=True,
               help="Healthy uptime after which the backoff starts over.")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=10, show_default=True,
               help="Restarts allowed within --restart-window before the instance is fatal.")
-@click.option("--restart-window", type=SECONDS, default=60.0, show_default=True)
+@click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True)
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
 @click.option("--log-backups", type=click.IntRange(min=1), default=5, show_default=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -169,6 +232,7 @@ def _given(name: str) -> bool:
 def _launch(spec: Any, force: bool) -> None:
     """Run in the foreground (exit with the supervisor's code) or detached (report and return)."""
     run_dir = _run_dir()
+    _check_writable(run_dir.path)
     if not spec.detached:
         from .supervisor import Supervisor, run_as_process
 
@@ -182,7 +246,7 @@ def _launch(spec: Any, force: bool) -> None:
         output.say(output.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
         return
     output.error(outcome.message, outcome.hint)
-    if outcome.log and outcome.code != AlreadyRunning.exit_code:  # 6: that log is the other instance's
+    if outcome.log:  # set only once a child ran: never an earlier run's or a race winner's log
         from .logs import tail
 
         output.log_tail(outcome.log, tail(Path(outcome.log), 20))
@@ -199,6 +263,25 @@ class _CommandAfterDashes(click.Command):
             ctx.meta["portctl.command"] = tuple(args[cut + 1:])
             args = args[:cut]
         return super().parse_args(ctx, args)
+
+
+def _check_writable(path: Path) -> None:
+    """`start` writes its files in the run dir: a missing, non-directory or read-only one is
+    bad input (exit 2), said before anything is launched."""
+    import os
+    import tempfile
+
+    why = "does not exist" if not path.exists() else "is not a directory" if not path.is_dir() else ""
+    if not why:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".portctl-probe-", dir=path)
+        except OSError:
+            why = "is not writable"
+        else:
+            os.close(fd)
+            os.unlink(probe)
+    if why:
+        raise BadInput(*output.run_dir_unusable(path, why))
 
 
 @cli.command()
@@ -287,7 +370,7 @@ def who(port: int, as_json: bool) -> None:
     """Which processes listen on PORT (any address, IPv4 and IPv6)."""
     from . import commands
 
-    raise SystemExit(commands.who(port, as_json))
+    raise SystemExit(commands.who(port, as_json, click.get_current_context().obj))
 
 
 @cli.command()
@@ -373,4 +456,5 @@ def main() -> None:
     """Console entry point: this process is portctl's own, and ends when the command does."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
+    output.log_to()
     cli(prog_name="portctl")

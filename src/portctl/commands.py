@@ -11,14 +11,14 @@ if TYPE_CHECKING:
     from typing import Optional, Sequence
 
 
-def who(port: int, as_json: bool) -> int:
+def who(port: int, as_json: bool, run_dir: Optional[Path] = None) -> int:
     from .ports import holders
 
     found = [h.to_dict() for h in holders(port)]
     if as_json:
         output.emit_json(found)
     else:
-        output.who_report(port, found)
+        output.who_report(port, found, str(run_dir or ""))
     return 0 if found else 1
 
 
@@ -33,6 +33,9 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
         output.emit_json(rows)
     else:
         output.table("portctl instances", output.STATUS_COLUMNS, [output.status_row(r) for r in rows])
+        for row in rows:
+            if row["state"] == "fatal":
+                output.say(output.fatal_hint(row["port"]))
     live = [r for r in rows if r["state"] in states.LIVE_STATES]
     if port is not None and not any(r["port"] == port for r in live):
         raise NotRunning(*output.not_running(port))

@@ -103,13 +103,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     _to_devnull(0)
     handshake = _Handshake()
     record_log = str(RunDir(Path(args[0])).log_file(spec.name))
+    output.log_to(handshake.note)
+    supervisor: Optional[Supervisor] = None
     try:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
                                 notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
         code = run_as_process(supervisor, exiting=True)
-    except PortctlError as exc:  # a refused run file: its log is not to be read either
+    except PortctlError as exc:  # before launch (port in use, already running, a refused run file): no log of ours
+        spawned = supervisor is not None and supervisor.spawned
         handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint,
-                       log=None if isinstance(exc, UnsafeFile) else record_log)
+                       log=record_log if spawned and not isinstance(exc, UnsafeFile) else None)
         return exc.exit_code
     except BaseException as exc:  # the parent must hear something, whatever happened
         handshake.send(code=1, message=f"supervisor failed: {exc!r}", log=record_log)

@@ -16,8 +16,9 @@ class PortctlError(Exception):
         self.hint = hint
 
 
-class BadInput(PortctlError):
-    """Invalid port, host or option value (click's convention)."""
+class BadInput(PortctlError, ValueError):
+    """Invalid port, host or option value (click's convention). Also a ValueError, so a
+    record holding a bad value reads as damaged, and callers may catch either."""
 
     exit_code = 2
 

@@ -93,7 +93,7 @@ def _is_portctl(proc: psutil.Process, lock: Path) -> bool:
         return False
 
 
-def lock_taken(run_dir: RunDir, port: int) -> PortctlError:
+def lock_taken(run_dir: RunDir, port: int, *, force: bool = False) -> PortctlError:
     """Why ``port``'s lock could not be taken. Where the OS names the holder and it is neither
     the recorded supervisor nor a portctl process (a stray `flock` on the file), say so and
     name it (exit 1): it is no instance to stop or restart. Otherwise a live portctl holds it
@@ -105,7 +105,8 @@ def lock_taken(run_dir: RunDir, port: int) -> PortctlError:
         procs = [process(pid) for pid in holders]
         if all(p is not None and not _is_portctl(p, lock) for p in procs):
             return PortctlError(*output.foreign_lock(port, holders))
-    return AlreadyRunning(*output.already_running(port, run_dir.read_pid(port)))
+    return AlreadyRunning(*output.already_running(port, run_dir.read_pid(port), force=force,
+                                                  run_dir=str(run_dir.path)))
 
 
 def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
@@ -116,7 +117,9 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
         drop_stale(run_dir, port, notify)
         return False
     record = run_dir.read_record(port)
-    assert record is not None  # live_supervisor verified it
+    if record is None:  # verified a moment ago, its files gone now: it is exiting (a concurrent stop)
+        ports.wait_until(lambda: _let_go(supervisor, run_dir.lock_file(port)), time.monotonic() + STOP_MARGIN_S)
+        return True
     grace = record.spec.grace_s if grace_s is None else grace_s
     _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
     deadline = time.monotonic() + grace + STOP_MARGIN_S
@@ -178,7 +181,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
 
     ``tokens`` are instance tokens of this run dir: holders carrying one are ours.
     """
-    production = policy.is_production() if production is None else production
+    production = policy.in_force() == policy.PRODUCTION if production is None else production
     holders = ports.holders(port)
     procs = []
     me, privileged = psutil.Process().username(), _platform.is_privileged()
@@ -191,6 +194,8 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
         target = policy.Target(proc.pid, _username(proc), _token(proc) in tokens)
         policy.check(target, port=port, production=production, me=me, privileged=privileged)
         procs.append(proc)
+    if procs:
+        policy.logger().info(output.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
     stop_tree(procs, grace_s)
     if not ports.wait_until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
         raise PortInUse(*output.still_busy(port))

@@ -87,30 +87,40 @@ def pump(stream: Optional[BinaryIO], log: RotatingLog) -> None:
         stream.close()
 
 
+TAIL_MAX_BYTES = 1024 * 1024  # `logs -n N` reads at most this much of a file (a huge line is cut)
+
+
 def tail(path: Path, lines: int) -> list[str]:
     """The last ``lines`` lines, reaching into ``path.1`` when the current file has fewer."""
     if lines <= 0:
         return []
-    found = _tail_one(path, lines)
-    if len(found) < lines:
-        found = _tail_one(path.with_name(f"{path.name}.1"), lines - len(found)) + found
+    found, whole = _tail_one(path, lines)
+    if len(found) < lines and whole:
+        found = _tail_one(path.with_name(f"{path.name}.1"), lines - len(found))[0] + found
     return found
 
 
-def _tail_one(path: Path, lines: int) -> list[str]:
+def _tail_one(path: Path, lines: int) -> tuple[list[str], bool]:
+    """The last ``lines`` lines of ``path``, read backwards in blocks: linear in what is read,
+    and never more than TAIL_MAX_BYTES (a longer last line keeps its end). True with them
+    when the file was read to its start."""
+    blocks: list[bytes] = []
+    newlines = 0
     try:
         with _open_read(path) as fh:
             end = fh.seek(0, os.SEEK_END)
-            block, data = 8192, b""
-            while end > 0 and data.count(b"\n") <= lines:
-                start = max(0, end - block)
+            floor = max(0, end - TAIL_MAX_BYTES)
+            while end > floor and newlines <= lines:
+                start = max(floor, end - _CHUNK)
                 fh.seek(start)
-                data = fh.read(end - start) + data
+                block = fh.read(end - start)
+                blocks.append(block)
+                newlines += block.count(b"\n")
                 end = start
     except OSError:
-        return []
-    text = data.decode("utf-8", errors="replace").splitlines()
-    return text[-lines:]
+        return [], True
+    text = b"".join(reversed(blocks)).decode("utf-8", errors="replace").splitlines()
+    return text[-lines:], end == 0
 
 
 def follow(path: Path, lines: int = 10, *, poll_s: float = 0.1,

@@ -8,7 +8,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Optional, Sequence
+    from typing import Any, Callable, Iterable, Optional, Sequence
 
 Msg = tuple[str, str]
 
@@ -45,7 +45,16 @@ def bad_port(value: object) -> Msg:
 
 
 def bad_host(host: str, reason: str) -> Msg:
+    from .ports import NOT_LOCAL
+
+    if reason == NOT_LOCAL:
+        return (f"cannot use host {host!r}: {reason}",
+                "give an address of this machine: 127.0.0.1, 0.0.0.0 (all interfaces) or one of its own")
     return f"cannot use host {host!r}: {reason}", "give an IP address or a resolvable name"
+
+
+def run_dir_unusable(path: object, why: str) -> Msg:
+    return f"run dir {path} {why}", "use --run-dir or PORTCTL_RUN_DIR"
 
 
 def bad_number(option: str, value: object) -> Msg:
@@ -57,16 +66,70 @@ def bad_name(name: object) -> Msg:
             "use 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.'")
 
 
-def already_running(port: int, pid: Optional[int]) -> Msg:
+def already_running(port: int, pid: Optional[int], *, force: bool = False, run_dir: str = "") -> Msg:
     who = f"pid {pid}" if pid else "another portctl"
+    if force:  # --force frees a port from others; our own instance is replaced by restart
+        return (f"port {port} is already managed by a running portctl ({who})",
+                f"replace it with `{_portctl(run_dir)} restart --port {port} --force`")
     return (f"port {port} is already managed by a running portctl ({who})",
-            f"stop it with `portctl stop --port {port}`")
+            f"stop it with `{_portctl(run_dir)} stop --port {port}`")
 
 
-def port_in_use(port: int, holders: Sequence[Any]) -> Msg:
+def port_in_use(port: int, holders: Sequence[Any], *, run_dir: str = "", hint: bool = True) -> Msg:
+    """``run_dir``: where the failed start recorded its spec (so `restart --force` retries it)."""
     listed = "; ".join(_holder_short(h) for h in holders) or "a process we cannot see"
-    return (f"port {port} is in use by {listed}",
-            f"free it with `portctl start --force` or `portctl free {port}`, or pick another port")
+    retry = f"{_portctl(run_dir)} restart --port {port} --force"
+    return f"port {port} is in use by {listed}", take_port_hint(port, holders, retry) if hint else ""
+
+
+def take_port_hint(port: int, holders: Sequence[Any], retry: str = "") -> str:
+    """What may be done about a busy port under the policy in force and with our rights:
+    never --force or free where they would be refused. ``retry``: the command that
+    retries what failed, forcing."""
+    from . import _platform, policy
+
+    if policy.is_production():
+        return f"{_see_holder(port)}; stop it with its own service manager, or pick another port"
+    if not _platform.is_privileged() and (any(h.pid is None for h in holders) or not holders
+                                          or any(h.username not in (_me(), "?") for h in holders)):
+        return f"see who holds it with `{_as_admin(f'portctl who {port}')}`, or pick another port"
+    if retry:
+        return f"free it with `{retry}` or `portctl free {port}`, or pick another port"
+    return f"free it with `portctl free {port}`"
+
+
+def _me() -> str:
+    import psutil  # only when a hint must name the user: the callers have imported it already
+
+    try:
+        return str(psutil.Process().username())
+    except psutil.Error:
+        return ""
+
+
+def _as_admin(command: str) -> str:
+    return command if _platform_name() == "windows" else f"sudo {command}"
+
+
+def _portctl(run_dir: str, *, always: bool = False) -> str:
+    """``portctl``, with ``--run-dir DIR`` when DIR is not the user's current directory (the
+    shell's $PWD: a detached supervisor runs in the run dir, but inherits its user's $PWD)."""
+    if not run_dir or (not always and os.path.abspath(run_dir) == _user_cwd()):
+        return "portctl"
+    import shlex
+
+    return f"portctl --run-dir {shlex.quote(str(run_dir))}"
+
+
+def _user_cwd() -> str:
+    return os.path.abspath(os.environ.get("PWD") or os.getcwd())
+
+
+def forgotten_dashes(before: Sequence[str], command: Sequence[str]) -> str:
+    import shlex
+
+    line = shlex.join(["portctl", "start", *before, "--", *command])
+    return f"put the server command after `--`: {line}"
 
 
 def preferred_taken(port: Optional[int]) -> str:
@@ -149,9 +212,14 @@ def survivors(pids: Iterable[int]) -> Msg:
             "they may be stuck in the kernel (state D); check them with ps")
 
 
-def not_ready(port: int, timeout_s: float) -> Msg:
-    return (f"the child did not accept connections on port {port} within {timeout_s:g} s",
-            "check that it listens on {port}/{host}, or raise --ready-timeout")
+def not_ready(port: int, host: str, timeout_s: float, listening: Sequence[int] = ()) -> Msg:
+    """``listening``: the ports the child's tree listens on instead (when it does)."""
+    message = f"the child did not accept connections on port {port} within {timeout_s:g} s"
+    if listening:
+        ports = ", ".join(map(str, sorted(listening)))
+        return (f"{message}: your command listens on {ports}, not {port}",
+                "pass --port {port} or read $PORT; portctl substitutes {port} in the command")
+    return message, f"check that it listens on {host}:{port}, or raise --ready-timeout"
 
 
 def exited_early(code: int) -> Msg:
@@ -288,6 +356,15 @@ def spawn_failed(argv: Sequence[str], reason: str) -> Msg:
     return f"cannot run {argv[0]!r}: {reason}", "check the command after `--`"
 
 
+def unknown_environment(variable: str, value: str) -> str:
+    return (f"{variable}={value} names no known environment: the development policy applies "
+            f"(portctl may stop processes holding a port; set {variable}=production to forbid it)")
+
+
+def policy_allows(policy: str, port: int, pids: Sequence[int]) -> str:
+    return f"the {policy} allows stopping pids {', '.join(map(str, pids))} holding port {port}"
+
+
 # ---------------------------------------------------------------- progress lines
 def stale_files(port: int, pid: Optional[int]) -> str:
     who = f"pid {pid}" if pid else "no valid pid"
@@ -330,8 +407,42 @@ def nothing_holds(port: int) -> str:
     return f"nothing listens on port {port}"
 
 
-def free_hint(port: int) -> str:
-    return f"free it with: portctl free {port}"
+def free_hint(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> str:
+    """What to do about a port ``who`` showed: stop our own instance through portctl; free
+    another process only where the policy and our rights allow it."""
+    instances = [h["instance"] for h in holders if h.get("instance")]
+    if instances and len(instances) == len(holders) and instances[0].get("port"):
+        home = str(instances[0].get("run_dir") or "")
+        here = os.path.abspath(run_dir or _user_cwd())
+        portctl = "portctl" if not home or os.path.abspath(home) == here else _portctl(home, always=True)
+        return f"stop it with: {portctl} stop --port {instances[0]['port']}"
+    return take_port_hint(port, [_Shown(h) for h in holders])
+
+
+class _Shown:
+    """A ``who`` row (a dict) seen as a Holder by ``take_port_hint``."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.pid, self.username = row.get("pid"), row.get("username")
+
+
+def fatal_hint(port: int) -> str:
+    return f"the instance on port {port} is fatal: start it again with `portctl restart --port {port}`"
+
+
+def short_command(cmdline: Sequence[str], limit: int = 80) -> str:
+    """``/usr/local/bin/python3.12 -m uvicorn app.main:app --port 8001`` ->
+    ``python3.12 -m uvicorn app.main:app --port 8001``: the program's basename, every
+    argument; when too long, the middle gives way to ``...``."""
+    words = " ".join(cmdline).split()
+    if not words:
+        return ""
+    words[0] = os.path.basename(words[0].replace("\\", "/")) or words[0]
+    text = " ".join(words)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[len(text) - (limit - 3 - keep):]}"
 
 
 def instance_url(host: str, port: int) -> str:
@@ -343,7 +454,7 @@ def instance_url(host: str, port: int) -> str:
 
 # ---------------------------------------------------------------- rendering
 def _holder_short(h: Any) -> str:
-    cmd = " ".join(" ".join(h.cmdline).split())[:60] or h.name
+    cmd = short_command(h.cmdline) or h.name
     return f"pid {h.pid} ({h.name}, {h.username}: {cmd})" if h.pid else f"an unknown process on {h.address}"
 
 
@@ -380,7 +491,7 @@ def _clock(iso: Any) -> str:
     return text[11:19] if len(text) >= 19 else text or "?"
 
 
-def who_report(port: int, holders: Sequence[dict[str, Any]]) -> None:
+def who_report(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> None:
     """Holders as a table, each with its parent chain and instance, then the command to free it."""
     if not holders:
         say(nothing_holds(port))
@@ -392,15 +503,41 @@ def who_report(port: int, holders: Sequence[dict[str, Any]]) -> None:
         owner = f"portctl {inst['name']}:{inst['port'] or '?'} in {inst['run_dir']}" if inst else "-"
         rows.append([str(h["pid"] or "?"), h["name"], h["username"],
                      f"{h['address']} {h['family']} {h['scope']}", h["started_at"] or "-",
-                     chain, owner, " ".join(" ".join(h["cmdline"]).split())[:70]])
+                     chain, owner, short_command(h["cmdline"], 70)])
     table(f"port {port}", ["PID", "NAME", "USER", "ADDRESS", "STARTED", "PARENTS", "PORTCTL", "COMMAND"], rows)
-    say(free_hint(port))
+    say(free_hint(port, holders, run_dir))
 
 
 def log_tail(path: str, lines: Sequence[str]) -> None:
     print(log_tail_header(path), file=sys.stderr)
     for line in lines:
         print(line, file=sys.stderr)
+
+
+def log_to(write: Optional[Callable[[str], None]] = None) -> None:
+    """Show the library's log records (logger ``portctl``, INFO and up) as the CLI's lines:
+    each through ``write`` when given (the detached handshake), else on stderr: errors and
+    warnings as ``error``/``warn`` print them, the rest as ``portctl: ...``."""
+    import logging
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if write is not None:
+                write(text)
+            elif record.levelno >= logging.ERROR:
+                error(text, "")
+            elif record.levelno >= logging.WARNING:
+                warn(text)
+            else:
+                print(f"portctl: {text}", file=sys.stderr, flush=True)
+
+    logger = logging.getLogger("portctl")
+    for old in [h for h in logger.handlers if type(h).__name__ == "Lines"]:  # called again: replace
+        logger.removeHandler(old)
+    logger.addHandler(Lines())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def fancy() -> bool:

@@ -9,7 +9,7 @@ from ._record import Frozen, asdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, Optional
+    from typing import Any, Callable, Iterable, Iterator, Optional
 
 _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.01  # short waits (ready, stop): latency matters more than a few wake-ups
@@ -132,17 +132,45 @@ def find_free_port(preferred: Optional[int] = None, port_range: Optional[tuple[i
     raise AssertionError("unreachable: candidates() always ends with 0")
 
 
+NOT_LOCAL = "address not available on this machine"
+
+
 def resolve_host(host: str) -> None:
-    """Raise ValueError if ``host`` does not resolve to an address we could listen on."""
+    """Raise ValueError if ``host`` does not resolve to an address we could listen on: one
+    that does not resolve, or one that no interface of this machine has (EADDRNOTAVAIL)."""
+    import errno
+
     try:
-        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise ValueError(str(exc)) from None
+    for family, kind, proto, _, addr in found:
+        with socket.socket(family, kind, proto) as sock:
+            try:
+                sock.bind(addr)  # port 0: any free port, so only the address is tested
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise ValueError(NOT_LOCAL) from None
 
 
 def is_busy(host: str, port: int) -> bool:
     """Whether anything listens on ``port`` (any address) or ``host:port`` cannot be bound."""
     return bool(_platform.listeners(port)) or not _platform.can_bind(host, port)
+
+
+def listening_ports(pids: Iterable[int]) -> set[int]:
+    """The TCP ports these processes listen on (those we may not inspect are skipped)."""
+    import psutil
+
+    found: set[int] = set()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
+        except psutil.Error:
+            continue
+        found.update(c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr)
+    return found
 
 
 def connect_host(host: str) -> str:

@@ -187,7 +187,9 @@ class RunDir:
         for path in paths:
             try:
                 path.unlink()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # a run dir that is a file holds nothing
+                continue
+            except PermissionError:  # a read-only run dir: the files stay, stale (no lock held)
                 continue
             removed.append(path)
         return removed

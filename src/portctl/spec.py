@@ -1,6 +1,7 @@
 """What to run: one frozen description of a server instance, recorded from the first start."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -17,6 +18,19 @@ DEFAULT_PORT = 8000
 DEFAULT_GRACE_S = 5.0
 DEFAULT_READY_TIMEOUT_S = 30.0
 RESTART_MODES = ("no", "on-failure", "always")
+
+MAX_SECONDS = 86400.0  # every timing is finite and at most a day
+# The lower bound of each timing (seconds) and whether the bound itself is allowed.
+SECONDS_MIN: dict[str, tuple[float, bool]] = {
+    "grace_s": (0.0, True),
+    "ready_timeout_s": (0.0, False),
+    "health_interval_s": (0.1, True),
+    "health_timeout_s": (0.0, False),
+    "initial_s": (0.0, True),
+    "max_s": (0.0, True),
+    "reset_after_s": (0.0, True),
+    "window_s": (0.0, False),
+}
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 _NAME_MAX = 40
@@ -85,6 +99,10 @@ class ServerSpec(Frozen):
         check_name(self.name)
         if self.restart not in RESTART_MODES:
             raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
+        for owner in (self, self.backoff):
+            for field in fields(owner):
+                if field in SECONDS_MIN:
+                    check_seconds(field, getattr(owner, field))
 
     def argv(self) -> list[str]:
         """The command with ``{port}`` and ``{host}`` substituted (nothing else is touched),
@@ -245,6 +263,26 @@ def resolve_executable(program: str, env: Mapping[str, str], cwd: str = "") -> s
         return os.path.normpath(path) if os.path.isfile(path) else ""
     found = shutil.which(program, path=env.get("PATH", os.defpath))
     return os.path.normpath(os.path.join(where, found)) if found else ""
+
+
+def seconds_problem(field: str, value: float) -> str:
+    """What is wrong with ``value`` as the timing ``field`` (see SECONDS_MIN); "" if nothing."""
+    low, inclusive = SECONDS_MIN[field]
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        return f"is not a finite number of seconds up to {MAX_SECONDS:g}"
+    if value < low or (value == low and not inclusive):
+        return f"must be {'>=' if inclusive else '>'} {low:g} s"
+    return ""
+
+
+def check_seconds(field: str, value: object) -> float:
+    """``value`` as a float, or BadInput (exit 2) when it is no valid timing for ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"{field} must be a number of seconds, not {value!r}")
+    problem = seconds_problem(field, float(value))
+    if problem:
+        raise BadInput(f"{field} {value!r} {problem}")
+    return float(value)
 
 
 def derive_name(command: tuple[str, ...]) -> str:

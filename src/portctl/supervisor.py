@@ -53,6 +53,7 @@ class Supervisor:
         self._record: Optional[Record] = None
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._child_began = 0.0
+        self.spawned = False  # a child was started: its log is worth showing on failure
         self._tree_stopped = True  # nothing spawned yet
         self._health_failures = 0
         self._prober: Any = None  # health.Prober, only with --health
@@ -99,7 +100,7 @@ class Supervisor:
         port = self.spec.port
         lock = PortLock(self.run_dir.lock_file(port))
         if not lock.acquire():
-            raise instances.lock_taken(self.run_dir, port)
+            raise instances.lock_taken(self.run_dir, port, force=self.force)
         self._has_event()  # a retry: forget the exit of the child that lost the race
         self._pending = [event for event in self._pending if event[0] == "signal"]
         name_lock: Optional[PortLock] = None
@@ -139,7 +140,8 @@ class Supervisor:
             return
         if not self.force or spec.dynamic:  # a dynamic port moves on rather than evict
             holders = ports.holders(spec.port)
-            raise PortInUse(*output.port_in_use(spec.port, holders), holders=tuple(holders))
+            raise PortInUse(*output.port_in_use(spec.port, holders, run_dir=str(self.run_dir.path)),
+                            holders=tuple(holders))
         instances.free_port(spec.port, spec.host, spec.grace_s,
                             tokens=instances.tokens(self.run_dir), notify=self.warn)
 
@@ -161,7 +163,9 @@ class Supervisor:
             outcome = self._wait_ready(began)
             if outcome == "timeout":
                 self._event("fatal", reason="not ready in time")
-                raise NotReady(*output.not_ready(self.spec.port, self.spec.ready_timeout_s))
+                elsewhere = ports.listening_ports(p.pid for p in descendants(os.getpid())) - {self.spec.port}
+                raise NotReady(*output.not_ready(self.spec.port, self.spec.host, self.spec.ready_timeout_s,
+                                                 sorted(elsewhere)))
             if outcome == "event":
                 return self._first_start_failed()
             self._serving(time.monotonic() - began)
@@ -179,6 +183,7 @@ class Supervisor:
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
         self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
+        self.spawned = True
         self._tree_stopped = False
         if self._log is not None:
             from .logs import pump
@@ -338,7 +343,8 @@ class Supervisor:
         holders = self._foreign_holders()
         if holders:
             self._event("port_conflict", holders=[h.pid for h in holders])
-            raise PortInUse(*output.port_in_use(self.spec.port, holders), holders=tuple(holders))
+            raise PortInUse(*output.port_in_use(self.spec.port, holders, run_dir=str(self.run_dir.path)),
+                            holders=tuple(holders))
 
     def _fatal(self, reason: str, event: str = "fatal") -> int:
         self._update(state="fatal", reason=reason)
