@@ -59,12 +59,7 @@ def listeners(port: int) -> list[Listener]:
     sockets = _linux_net.listening_sockets(port)
     if not sockets:
         return []
-    owners: dict[int, list[int]] = {}
-    for uid in {s.uid for s in sockets}:
-        owners.update(_linux_net.pids_for_inodes({s.inode for s in sockets if s.uid == uid}, uid))
-    unowned = {s.inode for s in sockets} - owners.keys()
-    if unowned:  # a socket handed to a process of another user (socket activation, setuid)
-        owners.update(_linux_net.pids_for_inodes(unowned, None))
+    owners = _linux_net.pids_for_inodes({s.inode for s in sockets})
     found: list[Listener] = []
     for sock in sockets:
         pids = owners.get(sock.inode) or [None]

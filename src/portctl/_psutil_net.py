@@ -49,14 +49,22 @@ def _ask(getter: Callable[[], Any], default: Any) -> Any:
 
 
 def listeners(port: int) -> list[Listener]:
-    """Every TCP listener on ``port``, any address, through psutil."""
+    """Every TCP listener on ``port``, any address, through psutil: each process holding a
+    listening socket, not only the first one found."""
     import psutil
 
     try:
         conns = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:  # macOS without root: ask each process we may read
         return _listeners_per_process(port)
-    return [_listener(c) for c in conns if _listens_on(c, port)]
+    found = [_listener(c) for c in conns if _listens_on(c, port)]
+    if not found or not psutil.LINUX:
+        return found
+    # psutil's Linux table names one pid per socket, even when forked workers share it: ask
+    # each process, and keep the table's rows for sockets of processes we may not read.
+    holders = _listeners_per_process(port)
+    seen = {(address, family) for _, address, family in holders}
+    return holders + [row for row in found if (row[1], row[2]) not in seen]
 
 
 def _listeners_per_process(port: int) -> list[Listener]:

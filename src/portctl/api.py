@@ -50,8 +50,9 @@ def ensure_port_available(port: int, host: str = "127.0.0.1", *, grace_s: float 
     if not ports.is_busy(host, port):
         return True
     try:
+        run_dir = _run_dir()
         instances.free_port(port, host, grace_s, production=policy.is_production(),
-                            tokens=instances.tokens(_run_dir()))
+                            tokens=instances.tokens(run_dir), run_dir=run_dir)
     except (PolicyRefused, PermissionDenied) as refused:
         if strict:
             raise

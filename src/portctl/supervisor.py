@@ -119,8 +119,8 @@ class Supervisor:
         if not self.force or spec.dynamic:  # a dynamic port moves on rather than evict
             holders = ports.holders(spec.port)
             raise PortInUse(*output.port_in_use(spec.port, holders), holders=tuple(holders))
-        instances.free_port(spec.port, spec.host, spec.grace_s,
-                            tokens=instances.tokens(self.run_dir), notify=self.warn)
+        instances.free_port(spec.port, spec.host, spec.grace_s, tokens=instances.tokens(self.run_dir),
+                            run_dir=self.run_dir, notify=self.warn)
 
     # ------------------------------------------------------------ serving
     def _write_files(self) -> None:
