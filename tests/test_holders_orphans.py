@@ -202,6 +202,21 @@ def test_production_frees_workers_of_a_deleted_record(portctl: Portctl, strays, 
     assert all_gone(workers) and not accepts(port)
 
 
+def test_production_start_force_evicts_workers_of_a_deleted_record(portctl: Portctl, strays,
+                                                                  tmp_path: Path) -> None:
+    port = unused_port()
+    record = start_workers_instance(portctl, port, tmp_path)
+    workers = read_pids(tmp_path / "workers")
+    kill_supervisor(portctl, port, record, strays)
+    for path in (portctl.pid_file(port), portctl.record_file(port)):
+        path.unlink()
+    result = portctl.run("start", "-d", "--force", "--grace", 2, "--port", port, "--",
+                         *app("listener", "{port}", "--life", 60), env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert all_gone(workers)
+    assert portctl.run("stop", "--port", port).returncode == 0
+
+
 def test_production_refuses_a_token_of_another_run_dir(portctl: Portctl, strays, tmp_path: Path,
                                                        spawn) -> None:
     """Another run dir's orphan is not ours: production refuses it (exit 5), touching nothing."""

@@ -144,17 +144,21 @@ def _held(pid: str, links: dict[str, int]) -> list[int]:
         fd_dir = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # gone, or not ours to read (/proc/1/fd even as root here)
         return []
-    found = []
     try:
-        for name in os.listdir(fd_dir):
-            try:
-                inode = links.get(os.readlink(name, dir_fd=fd_dir))
-            except OSError:  # closed meanwhile
-                continue
-            if inode is not None:
-                found.append(inode)
+        names = os.listdir(fd_dir)
+        try:  # one tight pass: the common case, no fd closes while we read
+            targets = [os.readlink(name, dir_fd=fd_dir) for name in names]
+        except OSError:  # one did: again, one by one
+            targets = [_readlink(name, fd_dir) for name in names]
     except OSError:  # the process exited while we read
-        pass
+        return []
     finally:
         os.close(fd_dir)
-    return found
+    return [links[target] for target in targets if target in links]
+
+
+def _readlink(name: str, dir_fd: int) -> str:
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return ""

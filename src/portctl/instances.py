@@ -134,11 +134,11 @@ def find_orphans(record: Record) -> list[psutil.Process]:
     if record.token in live_tokens(RunDir(record.run_dir), except_port=record.spec.port):
         return []
     found = []
-    for proc, env in _carrying_token(record.token):
-        claimed = _claimed_instance(env)
+    for proc, instance in _carrying_token(record.token):
+        claimed = _claimed(instance)
         dead = claimed is not None and claimed[1] == record.spec.port \
             and _same_dir(claimed[0], record.run_dir)
-        if dead or live_owner(env) is None:
+        if dead or live_owner(instance) is None:
             found.append(proc)
     return found
 
@@ -163,9 +163,10 @@ def live_tokens(run_dir: RunDir, except_port: Optional[int] = None) -> set[str]:
     return found
 
 
-def _carrying_token(token: str) -> list[tuple[psutil.Process, dict[str, str]]]:
-    """Live processes of the invoking user whose environment has PORTCTL_TOKEN=token (with
-    their PORTCTL_* variables): never this process, its ancestors or its descendants."""
+def _carrying_token(token: str) -> list[tuple[psutil.Process, dict[str, Any]]]:
+    """Live processes of the invoking user whose environment has PORTCTL_TOKEN=token, with the
+    instance it names (as ``ports.instance_of`` reads it): never this process, its ancestors
+    or its descendants."""
     me = psutil.Process()
     user, mine = me.username(), {me.pid, *(p.pid for p in _lineage(me))}
     found = []
@@ -173,8 +174,9 @@ def _carrying_token(token: str) -> list[tuple[psutil.Process, dict[str, str]]]:
         env = proc.info["environ"] or {}
         if env.get("PORTCTL_TOKEN") != token or proc.info["username"] != user or proc.pid in mine:
             continue
-        if is_alive(proc) and me.pid not in {p.pid for p in _lineage(proc)}:
-            found.append((proc, {k: v for k, v in env.items() if k.startswith("PORTCTL_")}))
+        instance = ports.instance_of(env)
+        if instance is not None and is_alive(proc) and me.pid not in {p.pid for p in _lineage(proc)}:
+            found.append((proc, instance))
     return found
 
 
@@ -185,16 +187,10 @@ def _lineage(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def _claimed_instance(env: Mapping[str, Any]) -> Optional[tuple[str, int]]:
-    """(run dir, port) of the instance a process's PORTCTL_* environment (or a Holder's
-    ``instance``) names, None when it names none. Nothing is verified here."""
-    where = env.get("PORTCTL_RUN_DIR", env.get("run_dir"))
-    port = env.get("PORTCTL_PORT", env.get("port"))
-    if isinstance(port, str):
-        port = int(port) if port.isdigit() else None
-    if not where or not isinstance(where, str) or not isinstance(port, int):
-        return None
-    return where, port
+def _claimed(instance: Mapping[str, Any]) -> Optional[tuple[str, int]]:
+    """(run dir, port) that an instance as ``ports.instance_of`` reads it names; not verified."""
+    where, port = instance.get("run_dir"), instance.get("port")
+    return (where, port) if isinstance(where, str) and where and isinstance(port, int) else None
 
 
 def _same_dir(one: str, other: os.PathLike[str] | str) -> bool:
@@ -204,13 +200,13 @@ def _same_dir(one: str, other: os.PathLike[str] | str) -> bool:
         return os.path.abspath(one) == os.path.abspath(other)
 
 
-def live_owner(env: Optional[Mapping[str, Any]]) -> Optional[tuple[RunDir, int]]:
-    """The live portctl instance a process belongs to, verified: the run dir and port its
-    environment (or a Holder's ``instance``) names hold a lock whose verified supervisor's
-    record carries the process's token. None for an orphan, or a process of no instance."""
-    claimed = _claimed_instance(env or {})
-    token = (env or {}).get("PORTCTL_TOKEN", (env or {}).get("token"))
-    if claimed is None or not token:
+def live_owner(instance: Optional[Mapping[str, Any]]) -> Optional[tuple[RunDir, int]]:
+    """The live portctl instance a process belongs to, verified: ``instance`` (a Holder's, or
+    ``ports.instance_of`` a process's environment) names a run dir and port whose lock is held
+    by a verified supervisor whose record carries the process's token. None for an orphan, or
+    a process of no instance."""
+    claimed = _claimed(instance or {})
+    if claimed is None or not (instance or {}).get("token"):
         return None
     run_dir, port = RunDir(claimed[0]), claimed[1]
     if not is_held(run_dir.lock_file(port)):
@@ -220,7 +216,7 @@ def live_owner(env: Optional[Mapping[str, Any]]) -> Optional[tuple[RunDir, int]]
     except PortctlError:  # files that do not match the lock: not a verified owner
         return None
     record = run_dir.read_record(port)
-    if supervisor is None or record is None or record.token != token:
+    if supervisor is None or record is None or record.token != (instance or {}).get("token"):
         return None
     return run_dir, port
 
@@ -258,7 +254,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
                 raise PermissionDenied(*output.invisible_holder(port))
             continue
         username = _username(proc)
-        claimed = _claimed_instance(holder.instance or {})
+        claimed = _claimed(holder.instance or {})
         of_run_dir = run_dir is not None and claimed is not None and username == me \
             and _same_dir(claimed[0], run_dir.path)
         check(proc.pid, username, of_run_dir or _token(proc) in tokens)

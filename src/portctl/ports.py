@@ -61,10 +61,10 @@ def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holde
         return Holder(pid, "?", "?", (), **where)
     return Holder(pid, info.name, info.username, info.cmdline, cwd=info.cwd,
                   started_at=_iso(info.create_time), parents=info.parents,
-                  instance=_instance(info.environ), **where)
+                  instance=instance_of(info.environ), **where)
 
 
-def _instance(env: dict[str, str]) -> Optional[dict[str, Any]]:
+def instance_of(env: dict[str, str]) -> Optional[dict[str, Any]]:
     """The portctl instance a process belongs to, from the environment it inherited: its
     record is ``.server_<port>.json`` in ``run_dir``."""
     token = env.get("PORTCTL_TOKEN")
