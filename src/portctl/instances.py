@@ -245,7 +245,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
         target = policy.Target(pid, username, ours)
         policy.check(target, port=port, production=production, me=me, privileged=privileged)
 
-    _stop_owning_instances(port, grace_s, check, me, notify)
+    stopped = _stop_owning_instances(port, grace_s, check, me, notify)
     procs = []
     for holder in ports.holders(port):
         proc = process(holder.pid)
@@ -262,25 +262,28 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
     stop_tree(procs, grace_s)
     if not ports.wait_until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
         raise PortInUse(*output.still_busy(port))
-    pids = sorted({p.pid for p in procs})
+    pids = sorted({p.pid for p in procs} | stopped)
     if pids:
         notify(output.freed(port, pids))
     return pids
 
 
 def _stop_owning_instances(port: int, grace_s: float, check: Callable[[int, Optional[str], bool], None],
-                           me: str, notify: Notify) -> None:
+                           me: str, notify: Notify) -> set[int]:
     """Stop, through its supervisor, each live portctl instance whose processes hold ``port``
-    (the user's own instances only: another user's are refused by the policy)."""
-    done: set[tuple[str, int]] = set()
+    (the user's own instances only: another user's are refused by the policy); return the
+    pids of the holders it had."""
+    owners: dict[tuple[str, int], list[ports.Holder]] = {}
     for holder in ports.holders(port):
         owner = live_owner(holder.instance)
-        if owner is None or (str(owner[0].path), owner[1]) in done or holder.pid is None:
-            continue
-        done.add((str(owner[0].path), owner[1]))
-        check(holder.pid, holder.username, holder.username == me)
-        notify(output.stopping_other_instance(port, str(owner[0].path), owner[1]))
-        stop(owner[0], owner[1], grace_s, notify)
+        if owner is not None and holder.pid is not None:
+            owners.setdefault((str(owner[0].path), owner[1]), []).append(holder)
+    for held in owners.values():  # every refusal before any stop
+        check(held[0].pid or 0, held[0].username, held[0].username == me)
+    for (where, other_port), held in owners.items():
+        notify(output.stopping_other_instance(port, where, other_port))
+        stop(RunDir(where), other_port, grace_s, notify)
+    return {h.pid for held in owners.values() for h in held if h.pid is not None}
 
 
 def _username(proc: psutil.Process) -> Optional[str]:
