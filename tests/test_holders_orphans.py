@@ -93,10 +93,24 @@ def test_who_lists_every_worker_of_a_dead_master(portctl: Portctl, spawn, strays
     assert who_pids(portctl, port) == set(workers)
     if shutil.which("ss"):
         assert ss_pids(port) == set(workers)
-    from portctl import _psutil_net, ports
+    import portctl as library
+    from portctl import _psutil_net
 
     assert {pid for pid, _, _ in _psutil_net.listeners(port)} == set(workers)  # the portable path
-    assert {h.pid for h in ports.holders(port)} == set(workers)  # the library's port_holders
+    assert {h.pid for h in library.port_holders(port)} == set(workers)
+
+
+def test_ensure_port_available_frees_every_worker(spawn, strays, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import portctl as library
+
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    monkeypatch.delenv("PORTCTL_ENV", raising=False)
+    monkeypatch.setenv("PORTCTL_RUN_DIR", str(tmp_path))
+    port = unused_port()
+    workers = orphaned_workers(spawn, strays, port, tmp_path / "workers")
+    assert library.ensure_port_available(port, grace_s=2)
+    assert all_gone(workers) and not accepts(port)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the /proc/net fallback is Linux's")
@@ -155,6 +169,9 @@ def test_clean_reclaims_every_orphan_carrying_the_token(portctl: Portctl, strays
     helper = read_pids(tmp_path / "helper")[0]
     kill_supervisor(portctl, port, record, strays)
     assert helper in carrying(record["token"])  # setsid'd, holds no socket: found by its token
+    dry = portctl.run("clean", "--dry-run")
+    assert dry.returncode == 0 and f"pid {helper}" in dry.stdout, dry.stdout + dry.stderr
+    assert helper in carrying(record["token"])
     result = portctl.run("clean")
     assert result.returncode == 0, result.stderr
     assert carrying(record["token"]) == []
