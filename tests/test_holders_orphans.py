@@ -291,7 +291,8 @@ def test_start_force_stops_another_run_dirs_instance(portctl: Portctl, other: Po
     result = portctl.run("start", "-d", "--force", "--port", port, "--",
                          *app("listener", "{port}", "--life", 60))
     assert result.returncode == 0, result.stderr
-    assert is_gone(record["supervisor"]["pid"]) and other.nothing_left(port)
+    wait_until(lambda: is_gone(record["supervisor"]["pid"]), what="the other supervisor to exit")
+    assert other.nothing_left(port)
     assert portctl.record(port)["child"]["pid"] in who_pids(portctl, port)
     assert portctl.run("stop", "--port", port).returncode == 0
     wait_port_refusing(port)
