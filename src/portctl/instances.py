@@ -209,14 +209,13 @@ def live_owner(instance: Optional[Mapping[str, Any]]) -> Optional[tuple[RunDir, 
     if claimed is None or not (instance or {}).get("token"):
         return None
     run_dir, port = RunDir(claimed[0]), claimed[1]
-    if not is_held(run_dir.lock_file(port)):
-        return None
     try:
-        supervisor = live_supervisor(run_dir, port)
-    except PortctlError:  # files that do not match the lock: not a verified owner
+        if not is_held(run_dir.lock_file(port)) or live_supervisor(run_dir, port) is None:
+            return None
+        record = run_dir.read_record(port)
+    except PortctlError:  # files that do not match the lock, or refused: not a verified owner
         return None
-    record = run_dir.read_record(port)
-    if supervisor is None or record is None or record.token != (instance or {}).get("token"):
+    if record is None or record.token != (instance or {}).get("token"):
         return None
     return run_dir, port
 
