@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
-    from typing import Callable, Mapping, Optional, Sequence
+    from typing import Callable, Iterable, Mapping, Optional, Sequence
 
     from ._psutil_net import Listener
 
@@ -52,14 +52,16 @@ def become_subreaper() -> None:
     _prctl()(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def listeners(port: int) -> list[Listener]:
-    """Every TCP listener on ``port`` from netlink (or /proc), pids from /proc/<pid>/fd."""
+def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
+    """Every TCP listener on ``port`` from netlink (or /proc), each holder's pid from
+    /proc/<pid>/fd: every process's, or those of ``among`` only (``()``: none). A socket
+    without a holder found is listed once with pid None."""
     from . import _linux_net  # sockets and struct: not for `status`
 
     sockets = _linux_net.listening_sockets(port)
     if not sockets:
         return []
-    owners = _linux_net.pids_for_inodes({s.inode for s in sockets})
+    owners = _linux_net.pids_for_inodes({s.inode for s in sockets}, among)
     found: list[Listener] = []
     for sock in sockets:
         pids = owners.get(sock.inode) or [None]

@@ -15,6 +15,10 @@ import struct
 
 from ._record import Frozen
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
+
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
 _NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
@@ -124,13 +128,13 @@ def _proc_address(family: int, hexaddr: str) -> str:
 
 
 # ---------------------------------------------------------------- inode -> pids
-def pids_for_inodes(inodes: set[int]) -> dict[int, list[int]]:
-    """Map socket inodes to every pid holding an fd on them: the fds of every process are read
-    (no early stop), so the answer is complete. Unreadable processes (another user's, when we
-    are not root) are skipped, as ``ss`` skips them."""
+def pids_for_inodes(inodes: set[int], among: Optional[Iterable[int]] = None) -> dict[int, list[int]]:
+    """Map socket inodes to every pid holding an fd on them: the fds of every process (of
+    ``among`` only, when given) are read, with no early stop, so the answer is complete.
+    Unreadable processes (another user's, when we are not root) are skipped, as ``ss`` does."""
     links = {f"socket:[{inode}]": inode for inode in inodes}
     owners: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
+    for name in os.listdir("/proc") if among is None else map(str, among):
         if name.isdigit():
             for inode in _held(name, links):
                 owners.setdefault(inode, []).append(int(name))

@@ -141,7 +141,7 @@ def resolve_host(host: str) -> None:
 
 def is_busy(host: str, port: int) -> bool:
     """Whether anything listens on ``port`` (any address) or ``host:port`` cannot be bound."""
-    return bool(_platform.listeners(port)) or not _platform.can_bind(host, port)
+    return bool(_platform.listeners(port, among=())) or not _platform.can_bind(host, port)
 
 
 def connect_host(host: str) -> str:

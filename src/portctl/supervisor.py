@@ -189,7 +189,7 @@ class Supervisor:
     def _ours_listen(self) -> bool:
         """Whoever accepted must be our child's tree, not a process that took the port first."""
         mine = {p.pid for p in descendants(os.getpid())}
-        return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port))
+        return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port, among=mine))
 
     def _first_start_failed(self) -> int:
         """Before it ever served, the child exited or we were told to stop."""
