@@ -1,7 +1,9 @@
 """Processes for the who benchmark: a herd holding many TCP sockets, and target listeners.
 
-Every process started here is bounded three ways: it dies with its parent (PR_SET_PDEATHSIG),
-it exits after ``LIFETIME_S`` in any case (``alarm``; herd members are ``sleep LIFETIME_S``),
+Every process started here is bounded three ways: it dies with its parent (PR_SET_PDEATHSIG;
+not a target's workers, which outlive their master by design and are reparented to the harness,
+a subreaper), it exits after ``LIFETIME_S`` in any case (``alarm``; herd members are
+``sleep LIFETIME_S``),
 and `Groups` kills and reaps each whole process group in ``close()`` -- which the harness calls
 in ``finally``, so Ctrl+C is covered. Start-up is a handshake (a pipe), never a sleep.
 Connected sockets linger 0 s, so a killed herd leaves no TIME_WAIT rows behind to slow the
@@ -25,6 +27,7 @@ REAP_TIMEOUT_S = 30.0
 OWN_LISTENERS = 3   # listening sockets of each herd member, on ephemeral ports of 127.0.0.1
 PAIRS = 6           # connected pairs (both ends held) to the shared herd listeners
 SHARED_LISTENERS = 4
+TARGET_WORKERS = 3  # holders of each target's socket
 SOCKETS_PER_MEMBER = OWN_LISTENERS + 2 * PAIRS
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -84,21 +87,31 @@ while True:
     signal.pause()
 """
 
-# argv: harness_pid. Prints its port once listening.
+# argv: harness_pid workers. Listens, forks the workers (they share the socket, as uvicorn's and
+# gunicorn's do), prints "port pid pid ..." and exits: the workers, reparented to the harness
+# (a subreaper), are siblings with no holder left between them, so only a complete scan finds
+# them all. Each worker bounds its own life (alarm is not inherited across fork).
 _TARGET = _BOUND_LIFE + """
 bound_life(int(sys.argv[1]))
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
-print(s.getsockname()[1], flush=True)
-while True:
-    signal.pause()
-"""
+workers = []
+for _ in range(int(sys.argv[2])):
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(LIFETIME)
+        while True:
+            signal.pause()
+    workers.append(pid)
+print(s.getsockname()[1], *workers, flush=True)
+os._exit(0)
+""".replace("LIFETIME", str(LIFETIME_S))
 
 
 @dataclass
 class Target:
-    """A listener on 127.0.0.1:``port``, held by ``pid`` alone."""
+    """A listener on 127.0.0.1:``port``, held by ``pids`` (sibling workers) and no other."""
 
-    pid: int
+    pids: tuple[int, ...]
     port: int
 
 
@@ -134,13 +147,14 @@ class Groups:
         return proc
 
     def start_target(self) -> Target:
-        """A target listener; returns once it listens (it prints its port)."""
-        proc = self.spawn(_TARGET, str(os.getpid()))
+        """A target listener held by ``TARGET_WORKERS`` siblings; returns once they hold it."""
+        proc = self.spawn(_TARGET, str(os.getpid()), str(TARGET_WORKERS))
         assert proc.stdout is not None
-        line = _read_line(proc.stdout.fileno(), READY_TIMEOUT_S)
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the target listener did not start (said {line!r})")
-        return Target(pid=proc.pid, port=int(line))
+        words = _read_line(proc.stdout.fileno(), READY_TIMEOUT_S).split()
+        if len(words) != 1 + TARGET_WORKERS or not all(w.isdigit() for w in words):
+            raise RuntimeError(f"the target listener did not start (said {' '.join(words)!r})")
+        proc.wait(timeout=READY_TIMEOUT_S)  # its workers keep the socket
+        return Target(pids=tuple(map(int, words[1:])), port=int(words[0]))
 
     def start_herd(self, size: int) -> Herd:
         """``size`` members; returns once every member holds its sockets."""

@@ -4,7 +4,9 @@
     python benchmarks/who.py --quick    # N = 0, 200; 5 rounds
 
 For each N it starts a target listener, then a herd of N processes holding ~15 TCP sockets each,
-then a second target listener: the oldest and the newest pid, since scan order matters. Every
+then a second target listener: the oldest and the newest pids, since scan order matters. Each
+target's socket is held by sibling workers whose master has exited (uvicorn --workers after its
+master died), and a tool's answer counts as right only if it names every one of them. Every
 command runs in interleaved rounds (the first two discarded) and each tool's answer is checked
 once. The tables go to stdout and to the "who" section of docs/benchmarks.md. Missing peers are
 installed from Debian's packages when we are root. Everything started here is killed and
@@ -32,8 +34,8 @@ from typing import Callable, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, fmt_ms, machine, portctl_exe, table, write_section  # noqa: E402
-from _herd import (OWN_LISTENERS, PAIRS, SHARED_LISTENERS, SOCKETS_PER_MEMBER, Groups, Herd,  # noqa: E402
-                   Target, alive, become_subreaper, pid_range, tcp_rows)
+from _herd import (OWN_LISTENERS, PAIRS, SHARED_LISTENERS, SOCKETS_PER_MEMBER, TARGET_WORKERS, Groups,  # noqa: E402
+                   Herd, Target, alive, become_subreaper, pid_range, tcp_rows)
 
 WARMUP_ROUNDS = 2
 COMMAND_TIMEOUT_S = 120
@@ -44,6 +46,7 @@ GOAL_VS_SS, GOAL_VS_LSOF, GOAL_STARTUP, GOAL_SIZE = 1.0, 0.4, 3.5, 1000
 PLACEMENTS = ("target newest", "target oldest")
 STARTUP = "start-up (idle)"
 Key = tuple[str, str]  # (placement, command name)
+Pids = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Tool:
     name: str
     needs: str                             # a peer's binary, "psutil", or "" (always there)
     argv: Callable[[int], list[str]]
-    check: Callable[[int, int], str]       # (port, pid) -> "✓ ..." or "✗ ..."
+    check: Callable[[int, Pids], str]      # (port, the target's pids) -> "✓ ..." or "✗ ..."
 
 
 @dataclass
@@ -117,34 +120,38 @@ def measure(commands: dict[Key, list[str]], rounds: int) -> dict[Key, list[float
 
 # -- checking answers ------------------------------------------------------------------------
 
-def verdict(found: set[int], pid: int) -> str:
-    return f"✓ pid {pid}" if found == {pid} else f"✗ got {sorted(found) or 'nothing'}, not {pid}"
+def verdict(found: set[int], pids: Pids) -> str:
+    """Right only when the tool names every holder of the target's socket and nothing else."""
+    if found == set(pids):
+        return f"✓ all {len(pids)} pids"
+    missing = sorted(set(pids) - found)
+    return f"✗ got {sorted(found) or 'nothing'}" + (f", missing {missing}" if missing else "")
 
 
 def pids_in(text: str) -> set[int]:
     return {int(word) for word in text.split() if word.isdigit()}
 
 
-def check_portctl(portctl: str, port: int, pid: int) -> str:
+def check_portctl(portctl: str, port: int, pids: Pids) -> str:
     result = run([portctl, "who", str(port), "--json"])
     try:
         found = {holder["pid"] for holder in json.loads(result.stdout)}
     except (ValueError, TypeError, KeyError):
         return f"✗ exit {result.returncode}, no JSON list of holders"
-    return verdict(found, pid) if result.returncode == 0 else f"✗ exit {result.returncode}"
+    return verdict(found, pids) if result.returncode == 0 else f"✗ exit {result.returncode}"
 
 
-def check_pids_on_stdout(argv: Callable[[int], list[str]], port: int, pid: int) -> str:
+def check_pids_on_stdout(argv: Callable[[int], list[str]], port: int, pids: Pids) -> str:
     """lsof -t and fuser print bare pids on stdout (fuser's other words go to stderr)."""
-    return verdict(pids_in(run(argv(port)).stdout), pid)
+    return verdict(pids_in(run(argv(port)).stdout), pids)
 
 
-def check_ss_pids(port: int, pid: int) -> str:
+def check_ss_pids(port: int, pids: Pids) -> str:
     out = run(["ss", "-ltnpH", f"sport = :{port}"]).stdout
-    return verdict({int(found) for found in re.findall(r"pid=(\d+),", out)}, pid)
+    return verdict({int(found) for found in re.findall(r"pid=(\d+),", out)}, pids)
 
 
-def check_ss_listed(port: int, pid: int) -> str:
+def check_ss_listed(port: int, pids: Pids) -> str:
     out = run(["ss", "-ltnH", f"sport = :{port}"]).stdout
     return "✓ port listed (no pids)" if f":{port} " in out else "✗ port not listed"
 
@@ -155,9 +162,9 @@ def psutil_code(port: int, show: bool) -> str:
     return f"import psutil; print([c.pid for c in {found}])" if show else f"import psutil; {found}"
 
 
-def check_psutil(port: int, pid: int) -> str:
+def check_psutil(port: int, pids: Pids) -> str:
     out = run([sys.executable, "-c", psutil_code(port, True)]).stdout
-    return verdict({int(found) for found in re.findall(r"\d+", out)}, pid)
+    return verdict({int(found) for found in re.findall(r"\d+", out)}, pids)
 
 
 def check_exit(argv: list[str], expected: int) -> str:
@@ -245,7 +252,7 @@ def run_phase(groups: Groups, size: int, tools: list[Tool], rounds: int,
     rows = tcp_rows()
     pairs = [(place, target, tool) for place, target in targets.items() for tool in tools]
     commands = {(place, tool.name): tool.argv(target.port) for place, target, tool in pairs}
-    answers = {(place, tool.name): tool.check(target.port, target.pid) for place, target, tool in pairs}
+    answers = {(place, tool.name): tool.check(target.port, target.pids) for place, target, tool in pairs}
     for name, (argv, expected) in (startup(newest.port) if startup else {}).items():
         commands[(STARTUP, name)] = argv
         answers[(STARTUP, name)] = check_exit(argv, expected)
@@ -274,7 +281,7 @@ def run_all(sizes: Sequence[int], rounds: int, portctl: str, tools: list[Tool],
 def reap(groups: Groups, phase: Phase) -> None:
     """Kill this phase's processes and make sure none is left."""
     stuck = groups.close()
-    left = alive(phase.herd.pids + [target.pid for target in phase.targets.values()])
+    left = alive(phase.herd.pids + [pid for target in phase.targets.values() for pid in target.pids])
     if stuck or left:
         raise RuntimeError(f"processes left after reaping: groups {stuck}, pids {left[:10]}")
 
@@ -291,12 +298,13 @@ def spread(values: Sequence[float]) -> str:
 
 def placement_note(phase: Phase, place: str) -> str:
     """Whether the target's pid really is the newest/oldest of the herd (pids can wrap)."""
-    pid, pids = phase.targets[place].pid, phase.herd.pids
+    target, pids = phase.targets[place].pids, phase.herd.pids
+    named = f"pids {', '.join(map(str, target))}"
     if not pids:
-        return f"pid {pid}"
-    right = pid > pids[-1] if place == "target newest" else pid < pids[0]
+        return named
+    right = min(target) > pids[-1] if place == "target newest" else max(target) < pids[0]
     wrapped = "" if right else " (pids wrapped: the order is not as labelled)"
-    return f"pid {pid}, herd {pid_range(phase.herd)}{wrapped}"
+    return f"{named}, herd {pid_range(phase.herd)}{wrapped}"
 
 
 def render_who(phase: Phase, place: str, tools: list[Tool], missing: dict[str, str]) -> str:
@@ -402,9 +410,10 @@ output discarded), median and min–max over the rounds; all commands of a size 
 round-robin, the first {WARMUP_ROUNDS} rounds discarded. "÷ portctl" is the command's median over
 `portctl who`'s (above 1: slower than portctl). The herd: N processes, each holding
 {SOCKETS_PER_MEMBER} TCP sockets on 127.0.0.1 ({OWN_LISTENERS} listeners and {PAIRS} connected pairs to
-{SHARED_LISTENERS} shared listeners), all of the same user as the target. "target oldest / newest":
-the listener was started before / after the herd -- tools that scan /proc/<pid>/fd newest pid
-first find a new target sooner. "answer" is each tool's output checked once against the target's pid."""
+{SHARED_LISTENERS} shared listeners), all of the same user as the target. Each target's socket is
+held by {TARGET_WORKERS} sibling workers whose master has exited. "target oldest / newest": the
+target was started before / after the herd. "answer" is each tool's output checked once against
+the target's workers: ✓ only when it names all of them and nothing else."""
 
 
 def report(phases: list[Phase], tools: list[Tool], missing: dict[str, str], command: str,

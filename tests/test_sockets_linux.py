@@ -44,7 +44,7 @@ def test_listener_found_on_every_address(family: int, address: str, label: str) 
         (found,) = _linux_net.listening_sockets(port)
         assert (found.family, found.address, found.port, found.uid) == (label, address, port, os.getuid())
         assert _linux_net._listening_sockets_procfs(port) == [found]
-        assert _linux_net.pids_for_inodes({found.inode}, os.getuid()) == {found.inode: [os.getpid()]}
+        assert _linux_net.pids_for_inodes({found.inode}) == {found.inode: [os.getpid()]}
         ours = {(pid, addr) for pid, addr, _ in _psutil_net.listeners(port)}
         assert ours == {(os.getpid(), address)}
 
@@ -57,7 +57,7 @@ def test_socket_shared_with_a_child_lists_both() -> None:
         )
         try:
             (found,) = _linux_net.listening_sockets(sock.getsockname()[1])
-            pids = _linux_net.pids_for_inodes({found.inode}, os.getuid())[found.inode]
+            pids = _linux_net.pids_for_inodes({found.inode})[found.inode]
             assert pids == sorted([os.getpid(), child.pid])
         finally:
             child.kill()

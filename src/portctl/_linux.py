@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
-    from typing import Callable, Mapping, Optional, Sequence
+    from typing import Callable, Iterable, Mapping, Optional, Sequence
 
     from ._psutil_net import Listener
 
@@ -52,19 +52,16 @@ def become_subreaper() -> None:
     _prctl()(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def listeners(port: int) -> list[Listener]:
-    """Every TCP listener on ``port`` from netlink (or /proc), pids from /proc/<pid>/fd."""
+def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
+    """Every TCP listener on ``port`` from netlink (or /proc), each holder's pid from
+    /proc/<pid>/fd: every process's, or those of ``among`` only (``()``: none). A socket
+    without a holder found is listed once with pid None."""
     from . import _linux_net  # sockets and struct: not for `status`
 
     sockets = _linux_net.listening_sockets(port)
     if not sockets:
         return []
-    owners: dict[int, list[int]] = {}
-    for uid in {s.uid for s in sockets}:
-        owners.update(_linux_net.pids_for_inodes({s.inode for s in sockets if s.uid == uid}, uid))
-    unowned = {s.inode for s in sockets} - owners.keys()
-    if unowned:  # a socket handed to a process of another user (socket activation, setuid)
-        owners.update(_linux_net.pids_for_inodes(unowned, None))
+    owners = _linux_net.pids_for_inodes({s.inode for s in sockets}, among)
     found: list[Listener] = []
     for sock in sockets:
         pids = owners.get(sock.inode) or [None]

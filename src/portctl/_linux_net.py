@@ -2,11 +2,10 @@
 
 The kernel answers "which sockets listen on port P" in microseconds through NETLINK_SOCK_DIAG
 with a bytecode filter on the source port (as ``ss 'sport = :P'`` does), giving each socket's
-inode and owner uid; /proc/net/tcp{,6} is the fallback. Mapping an inode to processes means
-reading /proc/<pid>/fd links: only processes of the socket's uid, newest first, stopping once
-every inode is found — then the search spreads from each holder to its parent and children
-while they hold the socket too, so a socket shared across fork (uvicorn --workers, --reload)
-lists every holder.
+inode and owner uid; /proc/net/tcp{,6} is the fallback. Mapping inodes to processes means
+reading the /proc/<pid>/fd links of every process we may read, as ``ss -ltnp`` does: a socket
+shared across fork (uvicorn --workers, --reload) has many holders, and after its master died
+they are siblings with no common parent left, so no search may stop at the first holder.
 """
 from __future__ import annotations
 
@@ -14,12 +13,11 @@ import os
 import socket
 import struct
 
-from ._linux_proc import children
 from ._record import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Iterable, Optional
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
@@ -130,60 +128,41 @@ def _proc_address(family: int, hexaddr: str) -> str:
 
 
 # ---------------------------------------------------------------- inode -> pids
-def pids_for_inodes(inodes: set[int], uid: Optional[int] = None) -> dict[int, list[int]]:
-    """Map socket inodes to every pid holding an fd on them. Processes of ``uid`` only (when
-    given), newest first; once every inode is found, the search only spreads from holders to
-    their parents and children (a socket is shared across fork: uvicorn's master and workers)."""
+def pids_for_inodes(inodes: set[int], among: Optional[Iterable[int]] = None) -> dict[int, list[int]]:
+    """Map socket inodes to every pid holding an fd on them: the fds of every process (of
+    ``among`` only, when given) are read, with no early stop, so the answer is complete.
+    Unreadable processes (another user's, when we are not root) are skipped, as ``ss`` does."""
     links = {f"socket:[{inode}]": inode for inode in inodes}
-    owners: dict[int, set[int]] = {}
-    checked: set[int] = set()
-    for pid in sorted((int(n) for n in os.listdir("/proc") if n.isdigit()), reverse=True):
-        checked.add(pid)
-        _scan(pid, links, owners, uid)
-        if len(owners) == len(links):
-            break
-    todo = sorted({pid for pids in owners.values() for pid in pids})
-    while todo:
-        holder = todo.pop()
-        for kin in (_parent(holder), *children(holder)):
-            if kin > 1 and kin not in checked:
-                checked.add(kin)
-                if _scan(kin, links, owners, None):
-                    todo.append(kin)
+    owners: dict[int, list[int]] = {}
+    for name in os.listdir("/proc") if among is None else map(str, among):
+        if name.isdigit():
+            for inode in _held(name, links):
+                owners.setdefault(inode, []).append(int(name))
     return {inode: sorted(pids) for inode, pids in owners.items()}
 
 
-def _scan(pid: int, links: dict[str, int], owners: dict[int, set[int]], uid: Optional[int]) -> bool:
-    """Record which of the sockets ``pid`` holds (skipping it unless it runs as ``uid``, when
-    given); True if any. The fd directory is opened once and each link read relative to it:
-    the kernel then resolves one name per fd, not a whole /proc path."""
+def _held(pid: str, links: dict[str, int]) -> list[int]:
+    """The inodes of ``links`` that process ``pid`` holds. The fd directory is opened once and
+    each link read relative to it: the kernel then resolves one name per fd, not a whole path."""
     try:
         fd_dir = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # gone, or not ours to read (/proc/1/fd even as root here)
-        return False
-    found = False
+        return []
     try:
-        if uid is not None and os.fstat(fd_dir).st_uid != uid:
-            return False
-        for name in os.listdir(fd_dir):
-            try:
-                inode = links.get(os.readlink(name, dir_fd=fd_dir))
-            except OSError:
-                continue
-            if inode is not None:
-                owners.setdefault(inode, set()).add(pid)
-                found = True
-    except OSError:
-        pass
+        names = os.listdir(fd_dir)
+        try:  # one tight pass: the common case, no fd closes while we read
+            targets = [os.readlink(name, dir_fd=fd_dir) for name in names]
+        except OSError:  # one did: again, one by one
+            targets = [_readlink(name, fd_dir) for name in names]
+    except OSError:  # the process exited while we read
+        return []
     finally:
         os.close(fd_dir)
-    return found
+    return [links[target] for target in targets if target in links]
 
 
-def _parent(pid: int) -> int:
+def _readlink(name: str, dir_fd: int) -> str:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return ""

@@ -5,7 +5,7 @@ from .identity import ProcessInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional, Tuple
+    from typing import Any, Callable, Iterable, Optional, Tuple
 
     # (pid or None when unknown, local address, "IPv4" | "IPv6")
     Listener = Tuple[Optional[int], str, str]
@@ -48,28 +48,50 @@ def _ask(getter: Callable[[], Any], default: Any) -> Any:
         return default
 
 
-def listeners(port: int) -> list[Listener]:
-    """Every TCP listener on ``port``, any address, through psutil."""
+def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
+    """Every TCP listener on ``port``, any address, through psutil: each process holding a
+    listening socket, not only the first one found; with ``among``, holders are looked up
+    among those pids only (``()``: none). A socket without a holder found has pid None."""
     import psutil
 
     try:
         conns = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:  # macOS without root: ask each process we may read
-        return _listeners_per_process(port)
-    return [_listener(c) for c in conns if _listens_on(c, port)]
+        return _listeners_per_process(port, among)
+    found = [_listener(c) for c in conns if _listens_on(c, port)]
+    if not found or (among is None and not psutil.LINUX):
+        return found
+    # psutil's Linux table names one pid per socket, even when forked workers share it: ask
+    # each process, and keep the table's rows for sockets of processes we may not read.
+    holders = _listeners_per_process(port, among)
+    seen = {(address, family) for _, address, family in holders}
+    return holders + [(None, address, family) if among is not None else (pid, address, family)
+                      for pid, address, family in found if (address, family) not in seen]
 
 
-def _listeners_per_process(port: int) -> list[Listener]:
+def _listeners_per_process(port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
     import psutil
 
     found: list[Listener] = []
-    for proc in psutil.process_iter():
+    procs = psutil.process_iter() if among is None else map(_process, among)
+    for proc in procs:
+        if proc is None:
+            continue
         try:
             conns = proc.net_connections(kind="tcp")
         except psutil.Error:
             continue
         found.extend((proc.pid, *_listener(c)[1:]) for c in conns if _listens_on(c, port))
     return found
+
+
+def _process(pid: int) -> Optional[Any]:
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def _listens_on(conn: object, port: int) -> bool:

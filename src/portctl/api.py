@@ -94,7 +94,9 @@ def ensure_port_available(port: int, host: str = "127.0.0.1", *, grace_s: float 
         return True
     logger.warning(output.port_in_use(port, ports.holders(port), hint=False)[0])
     try:
-        instances.free_port(port, host, grace_s, tokens=instances.tokens(_run_dir()), notify=logger.info)
+        run_dir = _run_dir()
+        instances.free_port(port, host, grace_s, tokens=instances.tokens(run_dir), run_dir=run_dir,
+                            notify=logger.info)
     except (PolicyRefused, PermissionDenied) as refused:
         logger.error("%s (%s)", refused.message, refused.hint)
         if strict:

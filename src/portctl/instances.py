@@ -1,9 +1,10 @@
 """Acting on the instances of a run dir: stop, clean, orphans, freeing a port, logs."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import psutil
 
@@ -114,6 +115,7 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     """Gracefully stop the instance on ``port``; False if nothing was running (stale files go)."""
     supervisor = live_supervisor(run_dir, port)
     if supervisor is None:
+        _refuse_other_run_dir(run_dir, port)
         drop_stale(run_dir, port, notify)
         return False
     record = run_dir.read_record(port)
@@ -128,6 +130,15 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
         raise PortctlError(*output.stop_timeout(port, grace + STOP_MARGIN_S))
     ports.wait_refusing(record.spec.host, port, deadline)
     return True
+
+
+def _refuse_other_run_dir(run_dir: RunDir, port: int) -> None:
+    """Nothing of ours runs on ``port``: if a live instance of another run dir holds it, say
+    where (exit 1) rather than "nothing running"; stopping it is that run dir's business."""
+    for holder in ports.holders(port):
+        owner = live_owner(holder.instance)
+        if owner is not None and not _same_dir(str(owner[0].path), run_dir.path):
+            raise PortctlError(*output.other_run_dir(port, str(owner[0].path), owner[1]))
 
 
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
@@ -149,14 +160,20 @@ def drop_stale(run_dir: RunDir, port: int, notify: Notify = _quiet) -> None:
 
 
 def find_orphans(record: Record) -> list[psutil.Process]:
-    """Live processes carrying this instance's token: its child, and any holder of its port."""
-    candidates = [resolve(record.child)]
-    candidates += [process(h.pid) for h in ports.holders(record.spec.port)]
-    found: dict[int, psutil.Process] = {}
-    for proc in candidates:
-        if proc is not None and _token(proc) == record.token:
-            found[proc.pid] = proc
-    return list(found.values())
+    """Every live process of the user carrying the dead instance's token (its child, workers
+    that hold the port, setsid'd helpers that do not) outside our own tree, unless a live
+    supervisor owns that token: a record may name a token it does not own (copied from a
+    live instance's). The caller knows that the record's own supervisor is gone."""
+    if record.token in live_tokens(RunDir(record.run_dir), except_port=record.spec.port):
+        return []
+    found = []
+    for proc, instance in _carrying_token(record.token):
+        claimed = _claimed(instance)
+        dead = claimed is not None and claimed[1] == record.spec.port \
+            and _same_dir(claimed[0], record.run_dir)
+        if dead or live_owner(instance) is None:
+            found.append(proc)
+    return found
 
 
 def reclaim_orphans(record: Record, notify: Notify = _quiet) -> list[int]:
@@ -168,6 +185,74 @@ def reclaim_orphans(record: Record, notify: Notify = _quiet) -> list[int]:
     return [p.pid for p in orphans]
 
 
+def live_tokens(run_dir: RunDir, except_port: Optional[int] = None) -> set[str]:
+    """Tokens of the run dir's instances whose supervisor holds its lock."""
+    found = set()
+    for port in run_dir.ports():
+        if port != except_port and is_held(run_dir.lock_file(port)):
+            record = run_dir.read_record(port)
+            if record is not None:
+                found.add(record.token)
+    return found
+
+
+def _carrying_token(token: str) -> list[tuple[psutil.Process, dict[str, Any]]]:
+    """Live processes of the invoking user whose environment has PORTCTL_TOKEN=token, with the
+    instance it names (as ``ports.instance_of`` reads it): never this process, its ancestors
+    or its descendants."""
+    me = psutil.Process()
+    user, mine = me.username(), {me.pid, *(p.pid for p in _lineage(me))}
+    found = []
+    for proc in psutil.process_iter(["username", "environ"], ad_value=None):
+        env = proc.info["environ"] or {}
+        if env.get("PORTCTL_TOKEN") != token or proc.info["username"] != user or proc.pid in mine:
+            continue
+        instance = ports.instance_of(env)
+        if instance is not None and is_alive(proc) and me.pid not in {p.pid for p in _lineage(proc)}:
+            found.append((proc, instance))
+    return found
+
+
+def _lineage(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.parents()
+    except psutil.Error:
+        return []
+
+
+def _claimed(instance: Mapping[str, Any]) -> Optional[tuple[str, int]]:
+    """(run dir, port) that an instance as ``ports.instance_of`` reads it names; not verified."""
+    where, port = instance.get("run_dir"), instance.get("port")
+    return (where, port) if isinstance(where, str) and where and isinstance(port, int) else None
+
+
+def _same_dir(one: str, other: os.PathLike[str] | str) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one is gone: only the same spelling is the same dir
+        return os.path.abspath(one) == os.path.abspath(other)
+
+
+def live_owner(instance: Optional[Mapping[str, Any]]) -> Optional[tuple[RunDir, int]]:
+    """The live portctl instance a process belongs to, verified: ``instance`` (a Holder's, or
+    ``ports.instance_of`` a process's environment) names a run dir and port whose lock is held
+    by a verified supervisor whose record carries the process's token. None for an orphan, or
+    a process of no instance."""
+    claimed = _claimed(instance or {})
+    if claimed is None or not (instance or {}).get("token"):
+        return None
+    run_dir, port = RunDir(claimed[0]), claimed[1]
+    try:
+        if not is_held(run_dir.lock_file(port)) or live_supervisor(run_dir, port) is None:
+            return None
+        record = run_dir.read_record(port)
+    except PortctlError:  # files that do not match the lock, or refused: not a verified owner
+        return None
+    if record is None or record.token != (instance or {}).get("token"):
+        return None
+    return run_dir, port
+
+
 def _token(proc: psutil.Process) -> Optional[str]:
     try:
         return proc.environ().get("PORTCTL_TOKEN")
@@ -176,33 +261,63 @@ def _token(proc: psutil.Process) -> Optional[str]:
 
 
 def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool] = None,
-              tokens: frozenset[str] = frozenset(), notify: Notify = _quiet) -> list[int]:
+              tokens: frozenset[str] = frozenset(), run_dir: Optional[RunDir] = None,
+              notify: Notify = _quiet) -> list[int]:
     """Stop whatever holds ``port`` (whole trees) subject to the policy; verify it is free.
 
-    ``tokens`` are instance tokens of this run dir: holders carrying one are ours.
+    A holder of a live portctl instance (of any run dir) is stopped through that instance's
+    supervisor, which would restart a killed child at once. ``tokens`` are instance tokens of
+    ``run_dir``: holders carrying one are ours, and so are the user's processes started by an
+    instance of ``run_dir`` whose record is gone (their PORTCTL_RUN_DIR names it).
     """
     production = policy.in_force() == policy.PRODUCTION if production is None else production
-    holders = ports.holders(port)
-    procs = []
     me, privileged = psutil.Process().username(), _platform.is_privileged()
-    for holder in holders:
+
+    def check(pid: int, username: Optional[str], ours: bool) -> None:
+        target = policy.Target(pid, username, ours)
+        policy.check(target, port=port, production=production, me=me, privileged=privileged)
+
+    stopped = _stop_owning_instances(port, grace_s, check, me, notify)
+    procs = []
+    for holder in ports.holders(port):
         proc = process(holder.pid)
         if proc is None:
             if holder.pid is None:  # the kernel shows the socket, but not whose: another user's
                 raise PermissionDenied(*output.invisible_holder(port))
             continue
-        target = policy.Target(proc.pid, _username(proc), _token(proc) in tokens)
-        policy.check(target, port=port, production=production, me=me, privileged=privileged)
+        username = _username(proc)
+        claimed = _claimed(holder.instance or {})
+        of_run_dir = run_dir is not None and claimed is not None and username == me \
+            and _same_dir(claimed[0], run_dir.path)
+        check(proc.pid, username, of_run_dir or _token(proc) in tokens)
         procs.append(proc)
     if procs:
         policy.logger().info(output.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
     stop_tree(procs, grace_s)
     if not ports.wait_until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
         raise PortInUse(*output.still_busy(port))
-    pids = sorted({p.pid for p in procs})
+    pids = sorted({p.pid for p in procs} | stopped)
     if pids:
         notify(output.freed(port, pids))
     return pids
+
+
+def _stop_owning_instances(port: int, grace_s: float, check: Callable[[int, Optional[str], bool], None],
+                           me: str, notify: Notify) -> set[int]:
+    """Stop, through its supervisor, each live portctl instance whose processes hold ``port``
+    (the user's own instances only: another user's are refused by the policy); return the
+    pids of the holders it had."""
+    owners: dict[tuple[str, int], list[ports.Holder]] = {}
+    for holder in ports.holders(port):
+        owner = live_owner(holder.instance)
+        if owner is not None and holder.pid is not None:
+            owners.setdefault((str(owner[0].path), owner[1]), []).append(holder)
+    for held in owners.values():  # every refusal before any stop
+        check(held[0].pid or 0, held[0].username, held[0].username == me)
+    for (where, other_port), held in owners.items():
+        notify(output.stopping_other_instance(port, where, other_port))
+        stop(RunDir(where), other_port, grace_s, notify)
+    return {h.pid for held in owners.values() for h in held if h.pid is not None}
 
 
 def _username(proc: psutil.Process) -> Optional[str]:
@@ -244,4 +359,4 @@ def free(run_dir: RunDir, port: int, host: str, grace_s: float,
     """``portctl free``: stop our own instance on the port gracefully, then any other holder."""
     if live_supervisor(run_dir, port) is not None:
         stop(run_dir, port, grace_s, notify)
-    return free_port(port, host, grace_s, tokens=tokens(run_dir), notify=notify)
+    return free_port(port, host, grace_s, tokens=tokens(run_dir), run_dir=run_dir, notify=notify)

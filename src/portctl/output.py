@@ -187,6 +187,13 @@ def still_busy(port: int) -> Msg:
     return f"port {port} is still in use after stopping its holders", _see_holder(port)
 
 
+def other_run_dir(port: int, run_dir: str, other_port: int) -> Msg:
+    import shlex
+
+    return (f"port {port} is held by a portctl instance of another run dir, {run_dir}; nothing stopped",
+            f"stop it there: `portctl --run-dir {shlex.quote(run_dir)} stop --port {other_port}`")
+
+
 def production_refused(port: int, pid: int) -> Msg:
     return (f"refusing to stop pid {pid} on port {port}: portctl did not start it (production)",
             f"{_see_holder(port)}; stop it with its own service manager")
@@ -373,6 +380,10 @@ def stale_files(port: int, pid: Optional[int]) -> str:
 
 def reclaimed(port: int, pids: Sequence[int]) -> str:
     return f"stopped orphans of an earlier instance on port {port}: pids {', '.join(map(str, pids))}"
+
+
+def stopping_other_instance(port: int, run_dir: str, other_port: int) -> str:
+    return f"port {port} is held by the portctl instance on port {other_port} of {run_dir}: stopping it"
 
 
 def freed(port: int, pids: Sequence[int]) -> str:

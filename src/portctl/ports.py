@@ -61,10 +61,10 @@ def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holde
         return Holder(pid, "?", "?", (), **where)
     return Holder(pid, info.name, info.username, info.cmdline, cwd=info.cwd,
                   started_at=_iso(info.create_time), parents=info.parents,
-                  instance=_instance(info.environ), **where)
+                  instance=instance_of(info.environ), **where)
 
 
-def _instance(env: dict[str, str]) -> Optional[dict[str, Any]]:
+def instance_of(env: dict[str, str]) -> Optional[dict[str, Any]]:
     """The portctl instance a process belongs to, from the environment it inherited: its
     record is ``.server_<port>.json`` in ``run_dir``."""
     token = env.get("PORTCTL_TOKEN")
@@ -155,7 +155,7 @@ def resolve_host(host: str) -> None:
 
 def is_busy(host: str, port: int) -> bool:
     """Whether anything listens on ``port`` (any address) or ``host:port`` cannot be bound."""
-    return bool(_platform.listeners(port)) or not _platform.can_bind(host, port)
+    return bool(_platform.listeners(port, among=())) or not _platform.can_bind(host, port)
 
 
 def listening_ports(pids: Iterable[int]) -> set[int]:

@@ -142,8 +142,8 @@ class Supervisor:
             holders = ports.holders(spec.port)
             raise PortInUse(*output.port_in_use(spec.port, holders, run_dir=str(self.run_dir.path)),
                             holders=tuple(holders))
-        instances.free_port(spec.port, spec.host, spec.grace_s,
-                            tokens=instances.tokens(self.run_dir), notify=self.warn)
+        instances.free_port(spec.port, spec.host, spec.grace_s, tokens=instances.tokens(self.run_dir),
+                            run_dir=self.run_dir, notify=self.warn)
 
     # ------------------------------------------------------------ serving
     def _write_files(self) -> None:
@@ -216,7 +216,7 @@ class Supervisor:
     def _ours_listen(self) -> bool:
         """Whoever accepted must be our child's tree, not a process that took the port first."""
         mine = {p.pid for p in descendants(os.getpid())}
-        return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port))
+        return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port, among=mine))
 
     def _first_start_failed(self) -> int:
         """Before it ever served, the child exited or we were told to stop."""
