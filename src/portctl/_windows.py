@@ -1,4 +1,5 @@
-"""Windows process and socket primitives: the same names as ``_posix``.
+"""Windows process and socket primitives: the surface of ``_posix``
+(``_platform_protocol.Platform``).
 
 Written against the documented Win32 and psutil behaviour; exercised by the Windows
 CI job, not on the Linux machine where the rest of portctl is verified.
@@ -17,10 +18,9 @@ from typing import Mapping, Optional, Sequence
 import psutil
 
 from . import stoprequest
-from ._surface import SURFACE
-from ._psutil_net import children, describe, listeners  # net_connections needs no admin here
-
-__all__ = list(SURFACE)
+from ._psutil_net import children as children
+from ._psutil_net import describe as describe
+from ._psutil_net import listeners as listeners  # net_connections needs no admin here
 
 NAME = "windows"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)  # type: ignore[attr-defined]
@@ -66,13 +66,10 @@ class _ExtendedLimits(ctypes.Structure):
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
           capture: bool = False) -> subprocess.Popen[bytes]:
     """New process group (so CTRL_BREAK reaches only the child) inside a kill-on-close job."""
-    pipes = ({"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-             if capture else {})
-    proc = subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd,
-        creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,  # type: ignore[attr-defined]
-        **pipes,
-    )
+    stdin = subprocess.DEVNULL if capture else None
+    pipe = subprocess.PIPE if capture else None
+    proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=pipe,
+                            stderr=pipe, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     _assign_to_job(int(proc._handle))  # type: ignore[attr-defined]
     return proc
 

@@ -7,7 +7,8 @@ from typing import Callable, Optional
 
 import psutil
 
-from . import _platform, output, policy, ports
+from . import output, policy, ports
+from ._platform import platform
 from .errors import NotRunning, PermissionDenied, PortctlError, PortInUse
 from .identity import is_alive, process, resolve
 from .lock import is_held, remove_if_free
@@ -69,7 +70,7 @@ def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
 def _is_our_supervisor(proc: psutil.Process, lock: Path) -> bool:
     """The files can be edited together; the lock cannot: its holder must be ``proc`` (where
     the OS says who holds it), and ``proc`` must be a portctl process."""
-    holders = _platform.lock_holders(lock)
+    holders = platform.lock_holders(lock)
     if holders is not None and proc.pid not in holders:
         return False
     try:
@@ -88,7 +89,7 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     record = run_dir.read_record(port)
     assert record is not None  # live_supervisor verified it
     grace = record.spec.grace_s if grace_s is None else grace_s
-    _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
+    platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
     deadline = time.monotonic() + grace + STOP_MARGIN_S
     lock = run_dir.lock_file(port)
     if not ports.wait_until(lambda: _let_go(supervisor, lock), deadline):
@@ -100,7 +101,7 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
     """Our target released the lock (a new supervisor may have taken it since) or is gone.
     Where the OS names lock holders, one look at them answers both."""
-    holders = _platform.lock_holders(lock)
+    holders = platform.lock_holders(lock)
     let_go = supervisor.pid not in holders if holders is not None else not is_held(lock)
     return let_go or not is_alive(supervisor)
 
@@ -151,7 +152,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
     production = policy.is_production() if production is None else production
     holders = ports.holders(port)
     procs = []
-    me, privileged = psutil.Process().username(), _platform.is_privileged()
+    me, privileged = psutil.Process().username(), platform.is_privileged()
     for holder in holders:
         proc = process(holder.pid)
         if proc is None:

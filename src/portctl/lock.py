@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from . import _platform
+from ._platform import platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class PortLock:
         from .ports import wait_until
 
         def take() -> bool:
-            self._fd = _platform.try_lock(self.path)
+            self._fd = platform.try_lock(self.path)
             return self._fd is not None
 
         return wait_until(take, time.monotonic() + PROBE_WAIT_S)
@@ -43,7 +43,7 @@ class PortLock:
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            _platform.unlock(fd)
+            platform.unlock(fd)
 
     def __enter__(self) -> PortLock:
         return self
@@ -57,10 +57,10 @@ def is_held(path: Path) -> bool:
 
     Where the OS names lock holders (Linux: /proc/locks) nothing is locked to find out;
     elsewhere the probe takes the lock for an instant."""
-    holders = _platform.lock_holders(path)
+    holders = platform.lock_holders(path)
     if holders is not None:
         return bool(holders)
-    return _platform.lock_is_held(path)
+    return platform.lock_is_held(path)
 
 
 def remove_if_free(path: Path) -> bool:

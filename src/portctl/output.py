@@ -26,9 +26,9 @@ _PRIVILEGE = {
 
 
 def _platform_name() -> str:
-    from . import _platform  # imported on demand: it pulls in psutil
+    from ._platform import platform  # imported on demand: it pulls in psutil
 
-    return str(_platform.NAME)
+    return str(platform.NAME)
 
 
 def _see_holder(port: int) -> str:
