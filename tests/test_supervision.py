@@ -178,7 +178,7 @@ def test_health_readiness_requires_2xx(portctl: Portctl) -> None:
 
 
 def test_bind_failure_is_diagnosed(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
-    port, holder_port = unused_port(), unused_port()
+    holder_port = unused_port()
     holder = spawn(app("listener", holder_port))
     wait_until(lambda: accepts(holder_port), what="the foreign listener")
     # the child is told to bind a port someone else holds: it dies, and portctl names the holder

@@ -39,7 +39,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 def _prctl() -> Callable[..., int]:
     import ctypes
 
-    return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    return ctypes.CDLL(None, use_errno=True).prctl
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,

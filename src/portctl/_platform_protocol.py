@@ -4,13 +4,15 @@ imports this module under ``TYPE_CHECKING`` (it loads ``typing``, which the fast
 mypy verifies each platform module against it (``--platform linux``, ``darwin``, ``win32``)."""
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-from typing import Mapping, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Protocol, Sequence
 
-import psutil
+if TYPE_CHECKING:  # annotations only: Listener exists for type checkers alone
+    import subprocess
+    from pathlib import Path
 
-from ._platform_types import Listener, ProcessInfo
+    import psutil
+
+    from ._platform_types import Listener, ProcessInfo
 
 
 class Platform(Protocol):
