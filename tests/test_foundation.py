@@ -149,6 +149,7 @@ def test_production_refuses_to_force(portctl: Portctl, spawn, variable: str) -> 
     assert holder.poll() is None and accepts(port) and no_files_left(portctl, port)
 
 
+@pytest.mark.posix_only
 def test_free_in_development(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
     port = unused_port()
     holder = spawn(app("listener", port, "--ignore-term"))

@@ -135,6 +135,7 @@ def test_crash_loop_backs_off_then_goes_fatal(portctl: Portctl) -> None:
     assert not accepts(port) and not portctl.lock_held(port)
 
 
+@pytest.mark.posix_only
 def test_crash_is_restarted_and_serves_again(portctl: Portctl) -> None:
     port = unused_port()
     rec = start_detached(portctl, port)
