@@ -344,12 +344,17 @@ def leaks(test_id: str, grace_s: float = EXIT_GRACE_S) -> list[psutil.Process]:
 # --------------------------------------------------------------------------- markers
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``posix_only`` tests (POSIX signals, sessions, process groups) are skipped on Windows."""
-    if sys.platform == "win32":  # pragma: no cover - the suite runs on Linux
-        skip = pytest.mark.skip(reason="POSIX only: signals, sessions or process groups")
-        for item in items:
-            if item.get_closest_marker("posix_only") is not None:
-                item.add_marker(skip)
+    """``posix_only`` tests (POSIX signals, sessions, process groups) are skipped on Windows;
+    ``linux_refined`` ones unless the Linux module is bound (not with PORTCTL_PORTABLE=1)."""
+    from portctl._platform import platform
+
+    skips = {"posix_only": sys.platform == "win32", "linux_refined": platform.NAME != "linux"}
+    for marker, skipped in skips.items():
+        if skipped:
+            skip = pytest.mark.skip(reason=f"{marker}: not on {platform.NAME}")
+            for item in items:
+                if item.get_closest_marker(marker) is not None:
+                    item.add_marker(skip)
 
 
 # --------------------------------------------------------------------------- fixtures

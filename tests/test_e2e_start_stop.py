@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -140,7 +139,7 @@ def test_grandchildren_in_a_new_session_leave_no_survivor(portctl: Portctl, tmp_
     assert listeners(port) == set()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child dies with its parent on Linux")
+@pytest.mark.linux_refined  # the child dies with its parent on Linux
 def test_sigkill_of_the_supervisor_frees_the_port_and_the_next_start_reclaims(portctl: Portctl) -> None:
     port = unused_port()
     proc = portctl.serve(port)
