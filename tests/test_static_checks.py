@@ -58,3 +58,15 @@ def test_import_contracts_are_kept() -> None:
                             "sys.exit(lint_imports_command())", "--no-cache", "--no-logo")
     assert result.returncode == 0, report(result)
     assert "0 broken" in result.stdout, report(result)
+
+
+def test_every_module_is_placed_in_the_leaf_contract() -> None:
+    """A new module must be named a platform-side module or a core one: an unnamed one would
+    escape the contract."""
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    leaves = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "forbidden")
+    named = leaves["source_modules"] + leaves["forbidden_modules"]
+    modules = [f"portctl.{path.stem}" for path in (SRC / "portctl").glob("*.py")
+               if path.stem != "__init__"]
+    assert sorted(modules) == sorted(named)
