@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # annotations only: Listener exists for type checkers alone
 class Platform(Protocol):
     """Process, signal, socket and lock primitives of one operating system."""
 
-    NAME: str  # shown by `portctl --version`: "linux", "macos", "posix" or "windows"
+    NAME: str  # "linux", "macos", "posix" or "windows": picks the wording of some hints
     STOP_SIGNALS: tuple[int, ...]  # the signals the supervisor takes as "stop"
     WAKE_INTERVAL_S: Optional[float]  # how often a waiting supervisor wakes up; None: never
 
