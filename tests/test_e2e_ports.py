@@ -212,6 +212,7 @@ def dead_pid(spawn) -> int:  # type: ignore[no-untyped-def]
     return int(proc.pid)
 
 
+@pytest.mark.linux_refined  # a SIGKILLed supervisor's child dies with it on Linux only
 def test_status_json_of_running_and_stale_instances(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
     live_port, killed_port, pid_only_port = unused_port(), unused_port(), unused_port()
     live = portctl.serve(live_port, "--name", "api")
