@@ -8,9 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
+
+import psutil
 
 import pytest
 
+from conftest import Popen, wait_until
 from portctl import _platform
 from portctl._platform_protocol import Platform
 
@@ -65,7 +69,7 @@ def test_the_chosen_module_offers_the_surface() -> None:
     assert all(hasattr(_platform.platform, name) for name in members(Platform))
 
 
-@linux_only
+@pytest.mark.linux_refined
 def test_linux_binds_the_linux_refinements() -> None:
     from portctl import _linux, _posix
 
@@ -94,3 +98,22 @@ def test_platform_modules_load_nothing_of_the_core(module: str) -> None:
             "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'portctl'))")
     loaded = set(in_fresh_python(code).split())
     assert loaded - PLATFORM_SIDE - {"portctl._platform"} == set()
+
+
+@pytest.mark.posix_only
+def test_reap_adopted_collects_exited_children_but_the_excluded_one(
+        spawn: Callable[..., Popen]) -> None:
+    """The one ``reap_adopted`` (``_posix``'s, which ``_linux`` re-exports): zombies among our
+    children are collected, the excluded pid (the Popen child the supervisor waits for) is not."""
+    kept, other = (spawn([sys.executable, "-c", "pass"]) for _ in range(2))
+
+    def zombie(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    wait_until(lambda: zombie(kept.pid) and zombie(other.pid), what="both children to exit")
+    _platform.platform.reap_adopted(exclude=kept.pid)
+    assert not psutil.pid_exists(other.pid) and zombie(kept.pid)
+    assert kept.wait(timeout=10) == 0
