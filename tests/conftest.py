@@ -341,6 +341,22 @@ def leaks(test_id: str, grace_s: float = EXIT_GRACE_S) -> list[psutil.Process]:
     return found
 
 
+# --------------------------------------------------------------------------- markers
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``posix_only`` tests (POSIX signals, sessions, process groups) are skipped on Windows;
+    ``linux_refined`` ones unless the Linux module is bound (not with PORTCTL_PORTABLE=1)."""
+    from portctl._platform import platform
+
+    skips = {"posix_only": sys.platform == "win32", "linux_refined": platform.NAME != "linux"}
+    for marker, skipped in skips.items():
+        if skipped:
+            skip = pytest.mark.skip(reason=f"{marker}: not on {platform.NAME}")
+            for item in items:
+                if item.get_closest_marker(marker) is not None:
+                    item.add_marker(skip)
+
+
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="session", autouse=True)
@@ -389,7 +405,7 @@ def _dispositions() -> dict[int, object]:
     """Every catchable signal's current handler (SIG_DFL, SIG_IGN or a callable), less
     SIGALRM, which pytest-timeout installs and removes around each test itself."""
     found = {}
-    for sig in set(signal.valid_signals()) - {signal.SIGALRM}:
+    for sig in set(signal.valid_signals()) - {getattr(signal, "SIGALRM", None)}:  # none on Windows
         try:
             found[int(sig)] = signal.getsignal(sig)
         except (OSError, ValueError):  # SIGKILL/SIGSTOP, or a number with no handler slot

@@ -124,6 +124,7 @@ def test_status_row_shows_restarts_last_exit_and_health() -> None:
     assert len(output.status_row(row)) == len(output.STATUS_COLUMNS)
 
 
+@pytest.mark.posix_only
 def test_in_process_start_gives_signal_dispositions_back(tmp_path: Path) -> None:
     """The foreground supervisor ignores stop signals outside its run; called in-process it
     must hand them back, or every process started later inherits SIG_IGN."""

@@ -230,7 +230,7 @@ def test_clean_keeps_a_running_instance(portctl: Portctl) -> None:
     assert finish(proc)[0] == 0
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses the Linux death signal race-free")
+@pytest.mark.linux_refined  # uses the Linux death signal race-free
 def test_clean_after_a_killed_supervisor_leaves_a_usable_port(portctl: Portctl) -> None:
     port = unused_port()
     proc = portctl.serve(port)

@@ -84,6 +84,7 @@ def test_force_frees_the_port_and_serves(portctl: Portctl, listener) -> None:  #
     assert finish(proc)[0] == 0 and portctl.nothing_left(port)
 
 
+@pytest.mark.posix_only
 def test_force_kills_a_holder_ignoring_sigterm_and_its_whole_tree(portctl: Portctl, spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port, pids_file = unused_port(), tmp_path / "kids"
     holder = spawn(app("tree", port, pids_file, "--share-socket"))  # everything ignores SIGTERM
@@ -111,6 +112,7 @@ def test_production_refuses_to_force_a_foreign_holder(portctl: Portctl, listener
 
 # ----------------------------------------------------------------------------- free
 
+@pytest.mark.posix_only
 def test_free_stops_a_foreign_holder_in_development(portctl: Portctl, listener) -> None:  # type: ignore[no-untyped-def]
     port = unused_port()
     holder = listener(port, "--ignore-term", obey_signals=True)
@@ -121,6 +123,7 @@ def test_free_stops_a_foreign_holder_in_development(portctl: Portctl, listener) 
     assert holder.wait(timeout=30) == -signal.SIGKILL
 
 
+@pytest.mark.posix_only
 def test_free_stops_the_whole_tree_of_a_holder(portctl: Portctl, spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port, pids_file = unused_port(), tmp_path / "kids"
     holder = spawn(app("tree", port, pids_file, "--share-socket"))
@@ -209,6 +212,7 @@ def dead_pid(spawn) -> int:  # type: ignore[no-untyped-def]
     return int(proc.pid)
 
 
+@pytest.mark.linux_refined  # a SIGKILLed supervisor's child dies with it on Linux only
 def test_status_json_of_running_and_stale_instances(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
     live_port, killed_port, pid_only_port = unused_port(), unused_port(), unused_port()
     live = portctl.serve(live_port, "--name", "api")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -63,8 +62,10 @@ def test_the_child_gets_port_host_and_token(portctl: Portctl, tmp_path: Path) ->
     assert finish(proc)[0] == 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
-def test_kill_of_the_pid_file_is_a_graceful_stop(portctl: Portctl, sig: signal.Signals) -> None:
+@pytest.mark.posix_only
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_kill_of_the_pid_file_is_a_graceful_stop(portctl: Portctl, name: str) -> None:
+    sig = getattr(signal, name)  # not at import: Windows has no SIGHUP
     port = unused_port()
     proc = portctl.serve(port)
     child = child_pid(portctl, port)
@@ -113,6 +114,7 @@ def test_ctrl_c_with_a_child_ignoring_sigterm(portctl: Portctl) -> None:
     assert is_gone(child) and not accepts(port) and portctl.nothing_left(port)
 
 
+@pytest.mark.posix_only
 @pytest.mark.parametrize("stopper", ["stop", "sigterm"])
 def test_grandchildren_in_a_new_session_leave_no_survivor(portctl: Portctl, tmp_path: Path, stopper: str) -> None:
     port, pids_file = unused_port(), tmp_path / "kids"
@@ -137,7 +139,7 @@ def test_grandchildren_in_a_new_session_leave_no_survivor(portctl: Portctl, tmp_
     assert listeners(port) == set()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child dies with its parent on Linux")
+@pytest.mark.linux_refined  # the child dies with its parent on Linux
 def test_sigkill_of_the_supervisor_frees_the_port_and_the_next_start_reclaims(portctl: Portctl) -> None:
     port = unused_port()
     proc = portctl.serve(port)

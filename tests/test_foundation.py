@@ -149,6 +149,7 @@ def test_production_refuses_to_force(portctl: Portctl, spawn, variable: str) -> 
     assert holder.poll() is None and accepts(port) and no_files_left(portctl, port)
 
 
+@pytest.mark.posix_only
 def test_free_in_development(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
     port = unused_port()
     holder = spawn(app("listener", port, "--ignore-term"))
@@ -198,7 +199,7 @@ def test_eight_concurrent_starts_make_one_supervisor(portctl: Portctl) -> None:
     assert finish(survivors[0])[0] == 0
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.linux_refined  # PR_SET_PDEATHSIG is Linux's
 def test_sigkill_of_the_supervisor_frees_the_port(portctl: Portctl) -> None:
     port = unused_port()
     proc = started(portctl, port)

@@ -74,6 +74,7 @@ def test_free_ports_are_distinct_and_bindable() -> None:
 
 # ----------------------------------------------------------------------------- apps
 
+@pytest.mark.posix_only
 def test_listener_app_listens_and_ignores_term_when_asked(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = unused_port()
     ready = tmp_path / "ready"
@@ -118,6 +119,7 @@ def tree_pids(spawn_with, tmp_path: Path, *extra: object) -> tuple[subprocess.Po
     return root, kids
 
 
+@pytest.mark.posix_only
 def test_tracker_reaps_a_tree_with_a_grandchild_in_a_new_session(tmp_path: Path) -> None:
     own = Tracker()
     try:
@@ -216,6 +218,7 @@ def test_the_leak_check_fails_a_leaking_test_and_kills_the_leak(spawn, tmp_path:
 
 # ----------------------------------------------------------------------------- global state
 
+@pytest.mark.posix_only
 def test_global_state_guard_names_and_restores_what_changed(tmp_path: Path) -> None:
     before = global_state()
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)

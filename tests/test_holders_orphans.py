@@ -303,11 +303,12 @@ def test_start_force_stops_another_run_dirs_instance(portctl: Portctl, other: Po
 def test_listeners_among_some_pids_only(spawn, strays, tmp_path: Path) -> None:
     """``among``: holders looked up among those pids only (readiness: our own tree); ``()``:
     sockets only (is the port busy?). Both routes agree."""
-    from portctl import _platform, _psutil_net
+    from portctl import _psutil_net
+    from portctl._platform import platform
 
     port = unused_port()
     workers = orphaned_workers(spawn, strays, port, tmp_path / "workers")
-    for route in (_platform.listeners, _psutil_net.listeners):
+    for route in (platform.listeners, _psutil_net.listeners):
         assert route(port, among=()) == [(None, "127.0.0.1", "IPv4")]
         assert {pid for pid, _, _ in route(port, among=workers[:1] + [os.getpid()])} == {workers[0]}
         assert {pid for pid, _, _ in route(port)} == set(workers)

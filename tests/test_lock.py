@@ -11,7 +11,7 @@ import filelock
 import pytest
 
 from conftest import Popen, lock_held, wait_file
-from portctl import _platform
+from portctl._platform import platform
 from portctl.lock import PortLock, is_held, remove_if_free
 
 HOLD_BY = {
@@ -37,7 +37,7 @@ def test_a_held_lock_is_refused_and_freed_when_its_holder_dies(how: str, spawn: 
     holder = hold(spawn, how, path)
     lock = PortLock(path)
     assert not lock.acquire()
-    assert is_held(path) and _platform.lock_is_held(path) and lock_held(path)
+    assert is_held(path) and platform.lock_is_held(path) and lock_held(path)
     holder.kill()
     holder.wait(timeout=30)
     assert lock.acquire()
@@ -57,7 +57,7 @@ def test_filelock_cannot_take_a_lock_portctl_holds(spawn: Callable[..., Popen], 
 
 def test_probing_never_creates_the_file(tmp_path: Path) -> None:
     path = tmp_path / ".server_8001.lock"
-    assert not is_held(path) and not _platform.lock_is_held(path)
+    assert not is_held(path) and not platform.lock_is_held(path)
     assert not path.exists()
 
 

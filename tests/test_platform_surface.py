@@ -1,44 +1,119 @@
-"""Every platform module defines the same surface (the Windows one checked as source here)."""
+"""The platform seam: ``_platform.platform`` is one module bound once, every platform module
+offers the whole ``Platform`` protocol (mypy checks the types: tests/test_static_checks.py),
+and the platform modules load nothing of portctl's core."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
+
+import psutil
 
 import pytest
 
+from conftest import Popen, wait_until
 from portctl import _platform
-from portctl._surface import SURFACE
+from portctl._platform_protocol import Platform
 
 SRC = Path(_platform.__file__).parent
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
+
+# What a platform module may load of portctl: platform modules and the shared leaves.
+PLATFORM_SIDE = {"portctl", "portctl._posix", "portctl._linux", "portctl._windows",
+                 "portctl._linux_proc", "portctl._linux_net", "portctl._psutil_net",
+                 "portctl.stoprequest", "portctl._platform_types", "portctl._atomic",
+                 "portctl._record"}
+
+
+def members(protocol: type) -> set[str]:
+    """The names a module must define to satisfy ``protocol``."""
+    names = set(protocol.__dict__.get("__annotations__", {}))
+    names.update(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_"))
+    return names
 
 
 def top_level_names(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.parse(path.read_text()).body:
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names.update(t.id for t in targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.ImportFrom):
-            names.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):  # only `import x as x` re-exports count
+            names.update(a.name for a in node.names if a.asname == a.name)
     return names
 
 
-@pytest.mark.parametrize("module", ["_posix.py", "_windows.py"])
-def test_module_defines_the_whole_surface(module: str) -> None:
-    assert set(SURFACE) <= top_level_names(SRC / module)
+def in_fresh_python(code: str, **env: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
-def test_linux_refines_the_posix_surface() -> None:
-    from portctl import _linux
+def test_the_protocol_names_the_surface() -> None:
+    assert {"NAME", "STOP_SIGNALS", "WAKE_INTERVAL_S", "spawn", "listeners", "describe",
+            "reap_adopted", "try_lock", "lock_holders"} <= members(Platform)
 
-    assert all(hasattr(_linux, name) for name in SURFACE)
-    assert _linux.NAME == "linux" and _platform.NAME == "linux"
+
+@pytest.mark.parametrize("module", ["_posix.py", "_linux.py", "_windows.py"])
+def test_each_platform_module_defines_or_re_exports_the_whole_surface(module: str) -> None:
+    assert members(Platform) <= top_level_names(SRC / module)
+
+
+def test_the_chosen_module_offers_the_surface() -> None:
+    assert all(hasattr(_platform.platform, name) for name in members(Platform))
+
+
+@pytest.mark.linux_refined
+def test_linux_binds_the_linux_refinements() -> None:
+    from portctl import _linux, _posix
+
+    assert _platform.platform is _linux and _linux.NAME == "linux"
     assert _linux.describe.__module__ == "portctl._linux_proc"
+    assert _linux.listeners is not _posix.listeners
+    assert _linux.reap_adopted is _posix.reap_adopted  # one definition, shared
 
 
-def test_the_chosen_module_exports_the_surface() -> None:
-    assert all(hasattr(_platform, name) for name in SURFACE)
+@linux_only
+@pytest.mark.parametrize("value, chosen", [("1", "portctl._posix"), ("0", "portctl._linux"),
+                                           ("", "portctl._linux")])
+def test_portctl_portable_binds_the_posix_module_on_linux(value: str, chosen: str) -> None:
+    code = "from portctl._platform import platform; print(platform.__name__, platform.NAME)"
+    name, shown = in_fresh_python(code, PORTCTL_PORTABLE=value).split()
+    assert name == chosen
+    assert shown == ("posix" if chosen == "portctl._posix" else "linux")
+
+
+@pytest.mark.parametrize("module", ["_platform", "_linux", "_posix"])
+def test_platform_modules_load_nothing_of_the_core(module: str) -> None:
+    if (module == "_linux" and not sys.platform.startswith("linux")
+            or module == "_posix" and sys.platform == "win32"):
+        pytest.skip("another platform's module")
+    code = (f"import sys, portctl.{module}\n"
+            "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'portctl'))")
+    loaded = set(in_fresh_python(code).split())
+    assert loaded - PLATFORM_SIDE - {"portctl._platform"} == set()
+
+
+@pytest.mark.posix_only
+def test_reap_adopted_collects_exited_children_but_the_excluded_one(
+        spawn: Callable[..., Popen]) -> None:
+    """The one ``reap_adopted`` (``_posix``'s, which ``_linux`` re-exports): zombies among our
+    children are collected, the excluded pid (the Popen child the supervisor waits for) is not."""
+    kept, other = (spawn([sys.executable, "-c", "pass"]) for _ in range(2))
+
+    def zombie(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    wait_until(lambda: zombie(kept.pid) and zombie(other.pid), what="both children to exit")
+    _platform.platform.reap_adopted(exclude=kept.pid)
+    assert not psutil.pid_exists(other.pid) and zombie(kept.pid)
+    assert kept.wait(timeout=10) == 0

@@ -135,6 +135,7 @@ def test_crash_loop_backs_off_then_goes_fatal(portctl: Portctl) -> None:
     assert not accepts(port) and not portctl.lock_held(port)
 
 
+@pytest.mark.posix_only
 def test_crash_is_restarted_and_serves_again(portctl: Portctl) -> None:
     port = unused_port()
     rec = start_detached(portctl, port)
@@ -178,7 +179,7 @@ def test_health_readiness_requires_2xx(portctl: Portctl) -> None:
 
 
 def test_bind_failure_is_diagnosed(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
-    port, holder_port = unused_port(), unused_port()
+    holder_port = unused_port()
     holder = spawn(app("listener", holder_port))
     wait_until(lambda: accepts(holder_port), what="the foreign listener")
     # the child is told to bind a port someone else holds: it dies, and portctl names the holder

@@ -5,10 +5,23 @@ from __future__ import annotations
 import os
 import signal
 
-from ._posix import *  # noqa: F401,F403
-from ._linux_proc import children, describe  # noqa: F811 - /proc beats psutil here
 from . import _posix
-from ._posix import __all__  # noqa: F401
+from ._linux_proc import children as children  # /proc beats psutil here
+from ._linux_proc import describe as describe
+from ._posix import STOP_SIGNALS as STOP_SIGNALS
+from ._posix import WAKE_INTERVAL_S as WAKE_INTERVAL_S
+from ._posix import can_bind as can_bind
+from ._posix import graceful_group as graceful_group
+from ._posix import graceful_one as graceful_one
+from ._posix import is_privileged as is_privileged
+from ._posix import lock_is_held as lock_is_held
+from ._posix import outside_group as outside_group
+from ._posix import reap_adopted as reap_adopted
+from ._posix import request_stop as request_stop
+from ._posix import spawn_detached as spawn_detached
+from ._posix import stop_requested as stop_requested
+from ._posix import try_lock as try_lock
+from ._posix import unlock as unlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,7 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-    from ._psutil_net import Listener
+    from ._platform_types import Listener
 
 NAME = "linux"
 _PR_SET_PDEATHSIG = 1
@@ -26,7 +39,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 def _prctl() -> Callable[..., int]:
     import ctypes
 
-    return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    return ctypes.CDLL(None, use_errno=True).prctl
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
@@ -40,11 +53,6 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
             os._exit(1)
 
     return _posix.spawn(argv, env, cwd, capture, preexec=die_with_parent)
-
-
-def reap_adopted(exclude: int) -> None:
-    """Collect exit statuses of adopted children other than ``exclude`` (our Popen child)."""
-    _posix.reap(children(os.getpid()), exclude)
 
 
 def become_subreaper() -> None:
@@ -64,7 +72,7 @@ def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener
     owners = _linux_net.pids_for_inodes({s.inode for s in sockets}, among)
     found: list[Listener] = []
     for sock in sockets:
-        pids = owners.get(sock.inode) or [None]
+        pids: Sequence[Optional[int]] = owners.get(sock.inode) or [None]
         found.extend((pid, sock.address, sock.family) for pid in pids)
     return found
 

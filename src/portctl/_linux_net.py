@@ -70,7 +70,7 @@ def _request(family: int, port: int, seq: int) -> bytes:
 
 
 def _read_replies(nl: socket.socket, label: str, port: int) -> list[ListeningSocket]:
-    found = []
+    found: list[ListeningSocket] = []
     while True:
         data = nl.recv(65536)
         offset = 0

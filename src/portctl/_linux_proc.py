@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .identity import ProcessInfo
+from ._platform_types import ProcessInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _full_name(comm: str, argv: tuple[str, ...]) -> str:
 
 
 def _parents(ppid: int) -> list[tuple[int, str]]:
-    chain = []
+    chain: list[tuple[int, str]] = []
     while ppid > 0 and len(chain) < 64:
         stat = _stat(ppid)
         if stat is None:

@@ -1,14 +1,37 @@
 """Picks the platform module once; nothing else in portctl tests ``sys.platform``.
 
-Each of ``_posix``, ``_linux`` and ``_windows`` exposes the same names (``_surface.SURFACE``).
+``platform`` is ``_windows``, ``_linux`` or ``_posix`` (macOS and the BSDs), each checked by
+mypy against ``_platform_protocol.Platform``. ``PORTCTL_PORTABLE=1`` in the environment is a
+test and diagnostic switch: on Linux it binds ``_posix`` instead of ``_linux``, so netlink and
+the /proc readers are off and port holders and processes come through psutil, as on macOS.
 """
 from __future__ import annotations
 
+import os
 import sys
 
-if sys.platform == "win32":  # pragma: no cover - verified on Windows CI only
-    from ._windows import *  # noqa: F401,F403
-elif sys.platform.startswith("linux"):
-    from ._linux import *  # noqa: F401,F403
-else:  # pragma: no cover - macOS and the BSDs
-    from ._posix import *  # noqa: F401,F403
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._platform_protocol import Platform
+
+PORTABLE = os.environ.get("PORTCTL_PORTABLE") == "1"
+
+
+def _choose() -> Platform:
+    # if/elif/else, not early returns: mypy skips the branches (and their imports) that its
+    # --platform cannot take, and checks each module returned against Platform.
+    if sys.platform == "win32":  # pragma: no cover - not run on the Linux machine
+        from . import _windows
+
+        return _windows
+    elif sys.platform.startswith("linux") and not PORTABLE:
+        from . import _linux
+
+        return _linux
+    else:
+        from . import _posix
+
+        return _posix
+
+
+platform: Platform = _choose()

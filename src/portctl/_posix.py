@@ -1,14 +1,15 @@
 """POSIX (macOS, BSD) process and socket primitives; ``_linux`` refines some of them.
 
-The same names exist in ``_windows``.
+The surface is ``_platform_protocol.Platform``, which ``_windows`` implements too.
 """
 from __future__ import annotations
 
 import os
 import signal
 
-from ._surface import SURFACE
-from ._psutil_net import children, describe, listeners
+from ._psutil_net import children as children
+from ._psutil_net import describe as describe
+from ._psutil_net import listeners as listeners
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # subprocess and socket are imported where used: `who` and `status` need neither
@@ -17,8 +18,6 @@ if TYPE_CHECKING:  # subprocess and socket are imported where used: `who` and `s
     from typing import Callable, Mapping, Optional, Sequence
 
     import psutil
-
-__all__ = list(SURFACE)
 
 NAME = "macos" if os.uname().sysname == "Darwin" else "posix"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -36,16 +35,10 @@ def spawn(
     its stdout and stderr are pipes (for the log) and its stdin is /dev/null."""
     import subprocess
 
-    pipes = _capture_kwargs() if capture else {}
-    return subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd, start_new_session=True, preexec_fn=preexec, **pipes
-    )
-
-
-def _capture_kwargs() -> dict[str, int]:
-    import subprocess
-
-    return {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    stdin = subprocess.DEVNULL if capture else None
+    pipe = subprocess.PIPE if capture else None
+    return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, start_new_session=True,
+                            preexec_fn=preexec, stdin=stdin, stdout=pipe, stderr=pipe)
 
 
 def become_subreaper() -> None:
@@ -53,13 +46,9 @@ def become_subreaper() -> None:
 
 
 def reap_adopted(exclude: int) -> None:
-    """Collect exit statuses of adopted children other than ``exclude`` (our Popen child)."""
-    reap(children(os.getpid()), exclude)
-
-
-def reap(pids: list[int], exclude: int) -> None:
-    """Collect the exit status of each of our children ``pids`` that has exited, but ``exclude``."""
-    for pid in pids:
+    """Collect exit statuses of adopted children other than ``exclude`` (our Popen child):
+    each of our children that has exited. Linux shares this one (a subreaper adopts there)."""
+    for pid in children(os.getpid()):
         if pid == exclude:
             continue
         try:

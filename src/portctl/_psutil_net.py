@@ -1,14 +1,13 @@
 """Port holders through psutil: the portable route (macOS, Windows, and Linux without /proc)."""
 from __future__ import annotations
 
-from .identity import ProcessInfo
+from ._platform_types import ProcessInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Optional, Tuple
+    from typing import Any, Callable, Iterable, Optional
 
-    # (pid or None when unknown, local address, "IPv4" | "IPv6")
-    Listener = Tuple[Optional[int], str, str]
+    from ._platform_types import Listener
 
 
 def describe(pid: int) -> Optional[ProcessInfo]:
@@ -97,7 +96,7 @@ def _process(pid: int) -> Optional[Any]:
 def _listens_on(conn: object, port: int) -> bool:
     import psutil
 
-    laddr = getattr(conn, "laddr", None)
+    laddr: Any = getattr(conn, "laddr", None)
     return bool(laddr) and laddr.port == port and getattr(conn, "status", "") == psutil.CONN_LISTEN
 
 

@@ -1,4 +1,5 @@
-"""Windows process and socket primitives: the same names as ``_posix``.
+"""Windows process and socket primitives: the surface of ``_posix``
+(``_platform_protocol.Platform``).
 
 Written against the documented Win32 and psutil behaviour; exercised by the Windows
 CI job, not on the Linux machine where the rest of portctl is verified.
@@ -17,13 +18,12 @@ from typing import Mapping, Optional, Sequence
 import psutil
 
 from . import stoprequest
-from ._surface import SURFACE
-from ._psutil_net import children, describe, listeners  # net_connections needs no admin here
-
-__all__ = list(SURFACE)
+from ._psutil_net import children as children
+from ._psutil_net import describe as describe
+from ._psutil_net import listeners as listeners  # net_connections needs no admin here
 
 NAME = "windows"
-STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)  # type: ignore[attr-defined]
+STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)
 # A blocked lock wait is not interrupted by Ctrl+C on Windows: wake up to let handlers run.
 WAKE_INTERVAL_S: Optional[float] = 0.25
 
@@ -66,19 +66,16 @@ class _ExtendedLimits(ctypes.Structure):
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
           capture: bool = False) -> subprocess.Popen[bytes]:
     """New process group (so CTRL_BREAK reaches only the child) inside a kill-on-close job."""
-    pipes = ({"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-             if capture else {})
-    proc = subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd,
-        creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,  # type: ignore[attr-defined]
-        **pipes,
-    )
+    stdin = subprocess.DEVNULL if capture else None
+    pipe = subprocess.PIPE if capture else None
+    proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=pipe,
+                            stderr=pipe, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     _assign_to_job(int(proc._handle))  # type: ignore[attr-defined]
     return proc
 
 
 def _assign_to_job(process_handle: int) -> None:
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     job = kernel32.CreateJobObjectW(None, None)
     if not job:
         return
@@ -101,7 +98,7 @@ def reap_adopted(exclude: int) -> None:
 def graceful_group(leader: int) -> None:
     """CTRL_BREAK_EVENT to the child's process group (the Ctrl+C a console would send)."""
     try:
-        psutil.Process(leader).send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        psutil.Process(leader).send_signal(signal.CTRL_BREAK_EVENT)
     except psutil.NoSuchProcess:
         pass
 
@@ -123,7 +120,7 @@ def stop_requested(run_dir: Path, port: int, token: str) -> bool:
 
 def is_privileged() -> bool:
     try:
-        return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined]
+        return bool(ctypes.windll.shell32.IsUserAnAdmin())
     except OSError:
         return False
 
@@ -132,7 +129,7 @@ def can_bind(host: str, port: int) -> bool:
     """SO_EXCLUSIVEADDRUSE: Windows' SO_REUSEADDR would let us bind over a live listener."""
     for family, _, _, _, addr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
         with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
             try:
                 sock.bind(addr)
             except OSError:
@@ -147,8 +144,8 @@ def outside_group(leader: int, procs: list[psutil.Process]) -> list[psutil.Proce
 
 def spawn_detached(argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
     """A background supervisor without a console, in its own process group."""
-    flags = (subprocess.DETACHED_PROCESS  # type: ignore[attr-defined]
-             | subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
+    flags = (subprocess.DETACHED_PROCESS
+             | subprocess.CREATE_NEW_PROCESS_GROUP)
     return subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, creationflags=flags)
 
@@ -175,7 +172,7 @@ def unlock(fd: int) -> None:
     import msvcrt
 
     try:
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
     finally:
         os.close(fd)
 
@@ -198,7 +195,7 @@ def _lock_first_byte(fd: int) -> bool:
     import msvcrt
 
     try:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except OSError:
         return False
     return True

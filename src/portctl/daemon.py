@@ -36,15 +36,16 @@ class Outcome(Frozen):
 
 def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
     """Start a detached supervisor for ``spec``; return once it serves or has failed."""
-    from . import _platform
+    from ._platform import platform
 
     argv = [sys.executable, "-m", "portctl.daemon", str(run_dir.path)] + (["--force"] if force else [])
-    proc = _platform.spawn_detached(argv, run_dir.path)
+    proc = platform.spawn_detached(argv, run_dir.path)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(spec.to_dict(with_env=True)).encode())
     proc.stdin.close()
     answer: list[bytes] = []
-    reader = threading.Thread(target=lambda: answer.append(proc.stdout.readline()), daemon=True)
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: answer.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(spec.ready_timeout_s + spec.grace_s + HANDSHAKE_MARGIN_S)
     try:

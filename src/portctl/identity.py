@@ -18,19 +18,6 @@ if TYPE_CHECKING:
 _CREATE_TIME_TOLERANCE_S = 0.05
 
 
-class ProcessInfo(Frozen):
-    """What `who` shows of a process (read from /proc on Linux, through psutil elsewhere)."""
-
-    pid: int
-    name: str
-    username: str
-    cmdline: tuple[str, ...]
-    cwd: Optional[str]
-    create_time: Optional[float]
-    parents: tuple[tuple[int, str], ...]  # (pid, name), nearest first
-    environ: dict[str, str]  # PORTCTL_* variables only
-
-
 class ProcRef(Frozen):
     """What we record about a process so we can find exactly it again."""
 

@@ -8,7 +8,8 @@ from typing import Any, Callable, Mapping, Optional
 
 import psutil
 
-from . import _platform, output, policy, ports
+from . import output, policy, ports
+from ._platform import platform
 from .errors import AlreadyRunning, NotRunning, PermissionDenied, PortctlError, PortInUse
 from .identity import is_alive, process, resolve
 from .lock import is_held, remove_if_free
@@ -73,7 +74,7 @@ def _distrust(port: int, lock: Path, pid: Optional[int], record: Optional[Record
     The files can be edited together; the lock cannot: its holder must be the recorded
     supervisor (where the OS says who holds it), alive, a portctl process, and the pid file's."""
     recorded = record.supervisor.pid if record else None
-    holders = _platform.lock_holders(lock)
+    holders = platform.lock_holders(lock)
     if holders and recorded not in holders:
         return output.holder_mismatch(holders, recorded)
     if pid != recorded:
@@ -100,7 +101,7 @@ def lock_taken(run_dir: RunDir, port: int, *, force: bool = False) -> PortctlErr
     name it (exit 1): it is no instance to stop or restart. Otherwise a live portctl holds it
     (AlreadyRunning, exit 6)."""
     lock = run_dir.lock_file(port)
-    holders = _platform.lock_holders(lock)
+    holders = platform.lock_holders(lock)
     record = run_dir.read_record(port)
     if holders and (record is None or record.supervisor.pid not in holders):
         procs = [process(pid) for pid in holders]
@@ -123,7 +124,7 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
         ports.wait_until(lambda: _let_go(supervisor, run_dir.lock_file(port)), time.monotonic() + STOP_MARGIN_S)
         return True
     grace = record.spec.grace_s if grace_s is None else grace_s
-    _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
+    platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
     deadline = time.monotonic() + grace + STOP_MARGIN_S
     lock = run_dir.lock_file(port)
     if not ports.wait_until(lambda: _let_go(supervisor, lock), deadline):
@@ -144,7 +145,7 @@ def _refuse_other_run_dir(run_dir: RunDir, port: int) -> None:
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
     """Our target released the lock (a new supervisor may have taken it since) or is gone.
     Where the OS names lock holders, one look at them answers both."""
-    holders = _platform.lock_holders(lock)
+    holders = platform.lock_holders(lock)
     let_go = supervisor.pid not in holders if holders is not None else not is_held(lock)
     return let_go or not is_alive(supervisor)
 
@@ -271,7 +272,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
     instance of ``run_dir`` whose record is gone (their PORTCTL_RUN_DIR names it).
     """
     production = policy.in_force() == policy.PRODUCTION if production is None else production
-    me, privileged = psutil.Process().username(), _platform.is_privileged()
+    me, privileged = psutil.Process().username(), platform.is_privileged()
 
     def check(pid: int, username: Optional[str], ours: bool) -> None:
         target = policy.Target(pid, username, ours)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from . import _platform
+from ._platform import platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class PortLock:
         from .ports import wait_until
 
         def take() -> bool:
-            self._fd = _platform.try_lock(self.path)
+            self._fd = platform.try_lock(self.path)
             return self._fd is not None
 
         return wait_until(take, time.monotonic() + PROBE_WAIT_S)
@@ -48,7 +48,7 @@ class PortLock:
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            _platform.unlock(fd)
+            platform.unlock(fd)
 
     def __enter__(self) -> PortLock:
         return self
@@ -62,20 +62,20 @@ def is_held(path: Path) -> bool:
 
     Where the OS names lock holders (Linux: /proc/locks) nothing is locked to find out;
     elsewhere the probe takes the lock for an instant."""
-    holders = _platform.lock_holders(path)
+    holders = platform.lock_holders(path)
     if holders is not None:
         return bool(holders)
-    return _platform.lock_is_held(path)
+    return platform.lock_is_held(path)
 
 
 def held_by(path: Path, ref: ProcRef) -> bool:
     """Whether the lock at ``path`` is held by the process ``ref`` names, not merely by someone
     (any process may flock the file). Where the OS names lock holders (Linux: /proc/locks) that
     is exact; elsewhere: the lock is held and ``ref`` is still that live process."""
-    holders = _platform.lock_holders(path)
+    holders = platform.lock_holders(path)
     if holders is not None:
         return ref.pid in holders
-    if not _platform.lock_is_held(path):
+    if not platform.lock_is_held(path):
         return False
     from .identity import resolve
 

@@ -26,9 +26,9 @@ _PRIVILEGE = {
 
 
 def _platform_name() -> str:
-    from . import _platform  # imported on demand: it pulls in psutil
+    from ._platform import platform  # imported on demand: it pulls in psutil
 
-    return str(_platform.NAME)
+    return str(platform.NAME)
 
 
 def _see_holder(port: int) -> str:
@@ -86,11 +86,12 @@ def take_port_hint(port: int, holders: Sequence[Any], retry: str = "") -> str:
     """What may be done about a busy port under the policy in force and with our rights:
     never --force or free where they would be refused. ``retry``: the command that
     retries what failed, forcing."""
-    from . import _platform, policy
+    from . import policy
+    from ._platform import platform
 
     if policy.is_production():
         return f"{_see_holder(port)}; stop it with its own service manager, or pick another port"
-    if not _platform.is_privileged() and (any(h.pid is None for h in holders) or not holders
+    if not platform.is_privileged() and (any(h.pid is None for h in holders) or not holders
                                           or any(h.username not in (_me(), "?") for h in holders)):
         return f"see who holds it with `{_as_admin(f'portctl who {port}')}`, or pick another port"
     if retry:
@@ -272,22 +273,6 @@ def foreign_lock(port: int, holders: Iterable[int]) -> Msg:
     return (f"port {port}'s lock .server_{port}.lock is held by pid {pids}, which is not a "
             "portctl supervisor; nothing was started",
             f"see it with `ps -p {pids.replace(', ', ',')}`; stop it to release the lock")
-
-
-def unsafe_kind(path: object, kind: str, owner: str) -> Msg:
-    return (f"refusing {path}: it is {kind} (owner {owner})",
-            "portctl opens only regular files and directories of its own: remove it, or use "
-            "a run dir of your own (--run-dir)")
-
-
-def unsafe_owner(path: object, owner: str, me: str) -> Msg:
-    return (f"refusing {path}: it is owned by {owner}, not by {me}",
-            "a run dir's files must be yours: use a run dir of your own (--run-dir)")
-
-
-def unsafe_mode(path: object, mode: int, owner: str) -> Msg:
-    return (f"refusing {path}: group or others may write it (mode {mode:04o}, owner {owner})",
-            f"`chmod go-w {path}` if you trust its content")
 
 
 def stop_timeout(port: int, waited_s: float) -> Msg:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import time
 
-from . import _platform
+from ._platform import platform
 from ._record import Frozen, asdict
 
 TYPE_CHECKING = False
@@ -46,7 +46,7 @@ def holders(port: int) -> list[Holder]:
     """Every process listening on ``port`` on any address, IPv4 and IPv6, one row per (pid, address)."""
     seen: set[tuple[Optional[int], str]] = set()
     found = []
-    for pid, address, family in _platform.listeners(port):
+    for pid, address, family in platform.listeners(port):
         if (pid, address) in seen:
             continue
         seen.add((pid, address))
@@ -55,8 +55,8 @@ def holders(port: int) -> list[Holder]:
 
 
 def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holder:
-    where = {"address": address, "family": family, "port": port, "scope": _scope(address)}
-    info = _platform.describe(pid) if pid is not None else None
+    where: dict[str, Any] = {"address": address, "family": family, "port": port, "scope": _scope(address)}
+    info = platform.describe(pid) if pid is not None else None
     if info is None:
         return Holder(pid, "?", "?", (), **where)
     return Holder(pid, info.name, info.username, info.cmdline, cwd=info.cwd,
@@ -155,7 +155,7 @@ def resolve_host(host: str) -> None:
 
 def is_busy(host: str, port: int) -> bool:
     """Whether anything listens on ``port`` (any address) or ``host:port`` cannot be bound."""
-    return bool(_platform.listeners(port, among=())) or not _platform.can_bind(host, port)
+    return bool(platform.listeners(port, among=())) or not platform.can_bind(host, port)
 
 
 def listening_ports(pids: Iterable[int]) -> set[int]:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from . import safefile
+from ._atomic import write_atomic
 from ._record import Frozen, replace
 from .identity import ProcRef
 from .spec import ServerSpec, check_name
@@ -210,29 +211,6 @@ def find_run_dir(start: Optional[Path] = None) -> Path:
     return here
 
 
-def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
-    """Write then rename, so readers see the old file or the new one, never half of one.
-    ``durable`` also syncs it to disk first: for the spec, which outlives a reboot. Pid files
-    and records need not pay that (~1 ms each, on the restart path): after a crash of the
-    machine no process holds their lock, so they are stale whatever they hold.
-    The temporary file is made by mkstemp (O_EXCL, mode 0600, an unguessable name) beside
-    ``path``: nothing planted there can redirect the write; the rename replaces a planted
-    symlink itself, never its target."""
-    import tempfile  # writers only: `status` never writes
-
-    fd, name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with open(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
 def _read_small(path: Path) -> Optional[bytes]:
     return safefile.read_small(path, _MAX_FILE_BYTES)
 
@@ -243,7 +221,7 @@ def _read_project_file(path: Path) -> Optional[bytes]:
     import stat
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     with open(fd, "rb") as fh:

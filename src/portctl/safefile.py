@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
 from .errors import PortctlError
 
@@ -27,7 +28,24 @@ _BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
 class UnsafeFile(PortctlError):
-    """A run file or ``.portctl/`` directory that portctl refuses to trust (exit 1)."""
+    """A run file or ``.portctl/`` directory that portctl refuses to trust (exit 1). It owns
+    its words: this module is a leaf the platform modules use, so it imports no messages."""
+
+    @classmethod
+    def of_kind(cls, path: object, kind: str, owner: str) -> UnsafeFile:
+        return cls(f"refusing {path}: it is {kind} (owner {owner})",
+                   "portctl opens only regular files and directories of its own: remove it, or use "
+                   "a run dir of your own (--run-dir)")
+
+    @classmethod
+    def of_owner(cls, path: object, owner: str, me: str) -> UnsafeFile:
+        return cls(f"refusing {path}: it is owned by {owner}, not by {me}",
+                   "a run dir's files must be yours: use a run dir of your own (--run-dir)")
+
+    @classmethod
+    def of_mode(cls, path: object, mode: int, owner: str) -> UnsafeFile:
+        return cls(f"refusing {path}: group or others may write it (mode {mode:04o}, owner {owner})",
+                   f"`chmod go-w {path}` if you trust its content")
 
 
 def open_file(path: Path, flags: int, mode: int = 0o600, *, depth: int = 0) -> int:
@@ -123,17 +141,15 @@ def _mkdir(path: object, dir_fd: Optional[int]) -> None:
 
 def check(path: Path, st: os.stat_result, kind_ok: Callable[[int], bool]) -> None:
     """Refuse ``st`` (of ``path``) unless it is of the wanted kind, ours, and not writable by others."""
-    from . import output
-
     if not kind_ok(st.st_mode):
-        raise UnsafeFile(*output.unsafe_kind(path, _kind(st.st_mode), _owner(st.st_uid)))
+        raise UnsafeFile.of_kind(path, _kind(st.st_mode), _owner(st.st_uid))
     euid = getattr(os, "geteuid", None)
     if euid is None:  # Windows: no uid to compare
         return
     if st.st_uid != euid():
-        raise UnsafeFile(*output.unsafe_owner(path, _owner(st.st_uid), _owner(euid())))
+        raise UnsafeFile.of_owner(path, _owner(st.st_uid), _owner(euid()))
     if st.st_mode & _BY_OTHERS:
-        raise UnsafeFile(*output.unsafe_mode(path, stat.S_IMODE(st.st_mode), _owner(st.st_uid)))
+        raise UnsafeFile.of_mode(path, stat.S_IMODE(st.st_mode), _owner(st.st_uid))
 
 
 def _refuse_link(path: Path, exc: OSError) -> None:
@@ -143,9 +159,7 @@ def _refuse_link(path: Path, exc: OSError) -> None:
     except OSError:
         return
     if stat.S_ISLNK(st.st_mode):
-        from . import output
-
-        raise UnsafeFile(*output.unsafe_kind(path, "a symbolic link", _owner(st.st_uid))) from exc
+        raise UnsafeFile.of_kind(path, "a symbolic link", _owner(st.st_uid)) from exc
 
 
 def _kind(mode: int) -> str:
@@ -161,9 +175,11 @@ def _kind(mode: int) -> str:
 
 
 def _owner(uid: int) -> str:
-    try:
-        import pwd
+    if sys.platform == "win32":
+        return f"uid {uid}"
+    import pwd
 
+    try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except (ImportError, KeyError):
+    except KeyError:
         return f"uid {uid}"

@@ -6,6 +6,8 @@ takes a request only if both match it. A request left by an earlier instance, or
 without reading the record, is removed unanswered."""
 from __future__ import annotations
 
+from ._atomic import write_atomic
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
@@ -17,8 +19,6 @@ def request_file(run_dir: Path, port: int) -> Path:
 
 def write(run_dir: Path, port: int, pid: int, token: str) -> None:
     """Ask the supervisor ``pid`` of the instance with ``token`` to stop."""
-    from .runfiles import write_atomic
-
     write_atomic(request_file(run_dir, port), f"{pid} {token}\n")
 
 

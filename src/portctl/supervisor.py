@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
-from . import _platform, instances, output, ports, safefile
+from . import instances, output, ports, safefile
+from ._platform import platform
 from ._record import replace
 from .backoff import RestartTracker
 from .errors import AlreadyRunning, BadInput, ChildExited, NameTaken, NotReady, PortctlError, PortInUse
@@ -112,7 +113,7 @@ class Supervisor:
             stop = self._stop_signal()
             if stop is not None:  # told to stop before the child ever started
                 return self._shutdown(signal.Signals(stop).name)
-            _platform.become_subreaper()
+            platform.become_subreaper()
             return self._serve()
         finally:
             self._remove_own_files()
@@ -179,7 +180,7 @@ class Supervisor:
         env = self.spec.child_env(self._record.token, str(self.run_dir.path))
         try:
             cwd = Path(self.spec.cwd) if self.spec.cwd else self.run_dir.path  # where `start` ran
-            child = _platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
+            child = platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
         self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
@@ -216,7 +217,7 @@ class Supervisor:
     def _ours_listen(self) -> bool:
         """Whoever accepted must be our child's tree, not a process that took the port first."""
         mine = {p.pid for p in descendants(os.getpid())}
-        return any(pid in mine for pid, _, _ in _platform.listeners(self.spec.port, among=mine))
+        return any(pid in mine for pid, _, _ in platform.listeners(self.spec.port, among=mine))
 
     def _first_start_failed(self) -> int:
         """Before it ever served, the child exited or we were told to stop."""
@@ -371,7 +372,7 @@ class Supervisor:
         self._child = None
         stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
                   hurry=self._second_signal)
-        _platform.reap_adopted(exclude=-1)
+        platform.reap_adopted(exclude=-1)
         ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
         self._tree_stopped = True
 
@@ -381,7 +382,7 @@ class Supervisor:
         def record(signum: int, _frame: object) -> None:
             self._queue.put(("signal", signum))
 
-        previous = {sig: signal.signal(sig, record) for sig in _platform.STOP_SIGNALS}
+        previous = {sig: signal.signal(sig, record) for sig in platform.STOP_SIGNALS}
         try:
             yield
         finally:
@@ -394,7 +395,7 @@ class Supervisor:
         """The next event; with ``block``, wait (up to ``timeout_s``, None = for ever)."""
         if self._pending:
             return self._pending.pop(0)
-        wake = _platform.WAKE_INTERVAL_S
+        wake = platform.WAKE_INTERVAL_S
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -439,7 +440,7 @@ class Supervisor:
     def _stop_requested(self) -> bool:
         """A stop request that came by file, not by signal (Windows)."""
         token = self._record.token if self._record is not None else ""
-        return bool(_platform.stop_requested(self.run_dir.path, self.spec.port, token))
+        return bool(platform.stop_requested(self.run_dir.path, self.spec.port, token))
 
     def _stop_signal(self) -> Optional[int]:
         """A stop signal that has arrived (kept pending), or None."""
@@ -502,7 +503,7 @@ def run_as_process(supervisor: Supervisor, *, exiting: bool) -> int:
     With ``exiting`` the process ends right after, so they stay ignored on the way out;
     otherwise (portctl called in-process, as click's CliRunner does) the caller gets its
     dispositions back: every process it starts later would inherit SIG_IGN."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _platform.STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in platform.STOP_SIGNALS}
     try:
         return supervisor.run()
     finally:

@@ -7,7 +7,8 @@ from typing import Callable, Iterable, Optional
 
 import psutil
 
-from . import _platform, output
+from . import output
+from ._platform import platform
 from .errors import PermissionDenied, PortctlError
 from .identity import is_alive, process
 from .ports import wait_until
@@ -51,11 +52,11 @@ def _graceful(roots: list[psutil.Process], tree: list[psutil.Process],
               group_leader: Optional[int]) -> None:
     if group_leader is None:
         for proc in _topmost(roots):
-            _send(proc, _platform.graceful_one)
+            _send(proc, platform.graceful_one)
         return
-    _platform.graceful_group(group_leader)
-    for proc in _platform.outside_group(group_leader, tree):
-        _send(proc, _platform.graceful_one)
+    platform.graceful_group(group_leader)
+    for proc in platform.outside_group(group_leader, tree):
+        _send(proc, platform.graceful_one)
 
 
 def _send(proc: psutil.Process, action: Callable[[psutil.Process], None]) -> None:
@@ -69,7 +70,7 @@ def _send(proc: psutil.Process, action: Callable[[psutil.Process], None]) -> Non
 
 def child_processes(pid: int) -> list[psutil.Process]:
     """The live direct children of ``pid`` (adopted orphans too, for a subreaper)."""
-    return [proc for proc in map(process, _platform.children(pid)) if proc is not None]
+    return [proc for proc in map(process, platform.children(pid)) if proc is not None]
 
 
 def descendants(pid: int) -> list[psutil.Process]:

@@ -1,0 +1,79 @@
+"""The platform surface as a type: ``_posix``, ``_linux`` and ``_windows`` each satisfy
+``Platform``, and ``_platform.platform`` is the one chosen. For type checkers only: portctl
+imports this module under ``TYPE_CHECKING`` (it loads ``typing``, which the fast paths avoid).
+mypy verifies each platform module against it (``--platform linux``, ``darwin``, ``win32``)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Protocol, Sequence
+
+if TYPE_CHECKING:  # annotations only: Listener exists for type checkers alone
+    import subprocess
+    from pathlib import Path
+
+    import psutil
+
+    from ._platform_types import Listener, ProcessInfo
+
+
+class Platform(Protocol):
+    """Process, signal, socket and lock primitives of one operating system."""
+
+    NAME: str  # "linux", "macos", "posix" or "windows": picks the wording of some hints
+    STOP_SIGNALS: tuple[int, ...]  # the signals the supervisor takes as "stop"
+    WAKE_INTERVAL_S: Optional[float]  # how often a waiting supervisor wakes up; None: never
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path,
+              capture: bool = False) -> subprocess.Popen[bytes]:
+        """Start the supervised child in its own process group (pipes with ``capture``)."""
+
+    def spawn_detached(self, argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
+        """Start a background supervisor, detached from our terminal."""
+
+    def become_subreaper(self) -> None:
+        """Have orphaned descendants re-parent to us, where the system can."""
+
+    def reap_adopted(self, exclude: int) -> None:
+        """Collect exited children other than ``exclude``."""
+
+    def children(self, pid: int) -> list[int]:
+        """Direct children of ``pid``."""
+
+    def describe(self, pid: int) -> Optional[ProcessInfo]:
+        """What `who` shows of ``pid``; None when it is gone."""
+
+    def listeners(self, port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
+        """Every TCP listener on ``port``, any address, with every process holding it; with
+        ``among``, holders are looked up among those pids only (``()``: none)."""
+
+    def can_bind(self, host: str, port: int) -> bool:
+        """Whether a listener could bind (host, port) now."""
+
+    def graceful_group(self, leader: int) -> None:
+        """Ask the process group led by ``leader`` to stop."""
+
+    def graceful_one(self, proc: psutil.Process) -> None:
+        """Ask one process to stop."""
+
+    def outside_group(self, leader: int, procs: list[psutil.Process]) -> list[psutil.Process]:
+        """The ``procs`` a signal to ``leader``'s group would miss."""
+
+    def request_stop(self, pid: int, run_dir: Path, port: int, token: str) -> None:
+        """Ask the supervisor ``pid`` of the instance with ``token`` to stop."""
+
+    def stop_requested(self, run_dir: Path, port: int, token: str) -> bool:
+        """Whether a stop request for this supervisor came by other means than a signal."""
+
+    def is_privileged(self) -> bool:
+        """Whether we run as root or administrator."""
+
+    def try_lock(self, path: Path) -> Optional[int]:
+        """Take the lock on ``path`` without blocking: the fd holding it, or None if held."""
+
+    def unlock(self, fd: int) -> None:
+        """Release a lock from ``try_lock``."""
+
+    def lock_is_held(self, path: Path) -> bool:
+        """Whether another process holds the lock on ``path``."""
+
+    def lock_holders(self, path: Path) -> Optional[set[int]]:
+        """Which processes hold the lock on ``path``; None when the system does not say."""
