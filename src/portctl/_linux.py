@@ -72,6 +72,30 @@ def listeners(port: int) -> list[Listener]:
     return found
 
 
+def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
+    """Return as soon as one of ``pids`` exits (a zombie counts), or after ``timeout_s``: one
+    poll on their pidfds (Linux 5.3+); without pidfds, the portable fallback."""
+    import math
+    import select
+
+    fds: list[int] = []
+    try:
+        for pid in pids:
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                return  # gone already
+            except (AttributeError, OSError):  # Python or kernel without pidfd_open
+                return _posix.wait_exits(pids, timeout_s)
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        poller.poll(math.ceil(max(0.0, timeout_s) * 1000))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def lock_holders(path: Path) -> Optional[set[int]]:
     """The pids /proc/locks names for flock locks on ``path``'s inode (exact: the kernel's word)."""
     try:
@@ -84,6 +108,6 @@ def lock_holders(path: Path) -> Optional[set[int]]:
     holders = set()
     for line in lines:
         fields = line.split()
-        if "FLOCK" in fields and wanted in fields:
+        if "FLOCK" in fields and wanted in fields and "->" not in fields:  # "->": a waiter
             holders.add(int(fields[fields.index(wanted) - 1]))
     return holders

@@ -6,6 +6,7 @@ SURFACE = (
     "STOP_SIGNALS",
     "WAKE_INTERVAL_S",
     "become_subreaper",
+    "block_until_unlocked",
     "can_bind",
     "children",
     "describe",
@@ -23,4 +24,5 @@ SURFACE = (
     "stop_requested",
     "try_lock",
     "unlock",
+    "wait_exits",
 )

@@ -10,11 +10,13 @@ import psutil
 from . import _platform, output, policy, ports
 from .errors import NotRunning, PermissionDenied, PortctlError, PortInUse
 from .identity import is_alive, process, resolve
-from .lock import is_held, remove_if_free
+from .lock import is_held, released, remove_if_free
 from .runfiles import Record, RunDir
 from .terminate import stop_tree
 
 STOP_MARGIN_S = 10.0  # beyond the grace period: the kill, and the supervisor's own clean-up
+LEFTOVER_ROUNDS = 3
+LET_GO_CHECK_S = 0.25  # while waiting for the lock: how often to look whether our target let go
 FREE_VERIFY_S = 5.0
 SETTLE_S = 5.0  # lock held, files not (yet, or any more) there: a supervisor starting or exiting
 
@@ -85,16 +87,74 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     if supervisor is None:
         drop_stale(run_dir, port, notify)
         return False
-    record = run_dir.read_record(port)
+    record = run_dir.read_record(port)  # its token, read before the supervisor removes it
     assert record is not None  # live_supervisor verified it
     grace = record.spec.grace_s if grace_s is None else grace_s
     _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
-    deadline = time.monotonic() + grace + STOP_MARGIN_S
-    lock = run_dir.lock_file(port)
-    if not ports.wait_until(lambda: _let_go(supervisor, lock), deadline):
-        raise PortctlError(*output.stop_timeout(port, grace + STOP_MARGIN_S))
-    ports.wait_refusing(record.spec.host, port, deadline)
+    _wait_let_go(run_dir, record, supervisor, grace)
+    _confirm_stopped(run_dir, record, grace, notify)
     return True
+
+
+def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, grace_s: float) -> None:
+    """Wait, without polling, for the supervisor to release its lock (or die).
+
+    A grace shorter than the supervisor's own is imposed with a second stop request once
+    ``grace_s`` has passed: the supervisor takes a second request during its stop as "skip the
+    grace" (as a second Ctrl+C), whether it comes as a signal (POSIX) or as a request file
+    (Windows), and kills the tree at once."""
+    port, lock = record.spec.port, run_dir.lock_file(record.spec.port)
+    began = time.monotonic()
+    deadline = began + grace_s + STOP_MARGIN_S
+    hurry_at = began + grace_s if grace_s < record.spec.grace_s else None
+    let_go = released(lock, grace_s + STOP_MARGIN_S)
+    while not _let_go(supervisor, lock):
+        now = time.monotonic()
+        if now >= deadline:
+            raise PortctlError(*output.stop_timeout(port, grace_s + STOP_MARGIN_S))
+        if hurry_at is not None and now >= hurry_at:
+            hurry_at = None
+            if resolve(record.supervisor) is not None:  # still the process we verified
+                _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
+            continue
+        let_go.wait(min(LET_GO_CHECK_S, (hurry_at or deadline) - now))
+
+
+def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: Notify) -> None:
+    """Earn the exit 0: the port refuses connections (a connect timeout, as with a full
+    backlog, is no refusal) and no live process carries the instance's token.
+
+    A supervisor that finished its own stop has stopped its whole tree and removed its record;
+    one that died (SIGKILL during its grace) left its record, and what carries its token may
+    live on. Those leftovers are ours (production too): their trees are stopped. Anything
+    else still holding the port is named, exit 4."""
+    port, host = record.spec.port, record.spec.host
+    left = run_dir.read_record(port)
+    died = left is not None and left.token == record.token
+    found = {p.pid: p for p in find_orphans(record)} if died else {}
+    stopped: list[int] = []
+    for _ in range(LEFTOVER_ROUNDS):  # a holder found only once another let go is one more round
+        if not ports.refuses(host, port):
+            found.update((p.pid, p) for p in map(process, _holder_pids(port))
+                         if p is not None and _token(p) == record.token)
+        if not found:
+            break
+        stop_tree(found.values(), grace_s)
+        stopped += sorted(found)
+        found = {}
+    if stopped:
+        notify(output.stopped_leftovers(port, stopped))
+    if died and left is not None and left.state != "fatal" and not is_held(run_dir.lock_file(port)):
+        run_dir.remove(port)  # what the supervisor did not live to remove
+    if ports.refuses(host, port):
+        return
+    busy = ports.holders(port)
+    if busy or not ports.wait_refusing(host, port, time.monotonic() + FREE_VERIFY_S):
+        raise PortInUse(*output.busy_after_stop(port, busy), holders=tuple(busy))
+
+
+def _holder_pids(port: int) -> list[int]:
+    return [h.pid for h in ports.holders(port) if h.pid is not None]
 
 
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:

@@ -16,6 +16,7 @@ from . import _platform
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    import threading
     from typing import Optional
 
 PROBE_WAIT_S = 0.25
@@ -61,6 +62,25 @@ def is_held(path: Path) -> bool:
     if holders is not None:
         return bool(holders)
     return _platform.lock_is_held(path)
+
+
+def released(path: Path, timeout_s: float) -> threading.Event:
+    """An Event set the instant no process holds the lock on ``path`` (a supervisor let go or
+    died). A helper thread blocks in the OS's lock wait; where the OS cannot block on this
+    lock, it looks with ``is_held`` until ``timeout_s`` has passed."""
+    import threading
+
+    event = threading.Event()
+
+    def watch() -> None:
+        from .ports import wait_until
+
+        if _platform.block_until_unlocked(path) or \
+                wait_until(lambda: not is_held(path), time.monotonic() + timeout_s):
+            event.set()
+
+    threading.Thread(target=watch, name="portctl-lock-watch", daemon=True).start()
+    return event
 
 
 def remove_if_free(path: Path) -> bool:

@@ -177,5 +177,20 @@ def wait_accepting(host: str, port: int, deadline: float,
     return wait_until(lambda: accepts(host, port, 0.25), deadline, abort)
 
 
+def refuses(host: str, port: int, timeout_s: float = 0.25) -> bool:
+    """One connection attempt: True only if nothing could accept it. A timeout (a listener
+    whose backlog is full drops the handshake) is no refusal: something holds the port."""
+    try:
+        with socket.create_connection((connect_host(host), port), timeout=timeout_s) as sock:
+            # TCP simultaneous open: a connect to a free port may pick that very port as its
+            # source and "connect" to itself. That is not a listener.
+            return bool(sock.getsockname()[:2] == sock.getpeername()[:2])
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
 def wait_refusing(host: str, port: int, deadline: float) -> bool:
-    return wait_until(lambda: not accepts(host, port, 0.25), deadline)
+    """Wait until the port refuses connections (see ``refuses``); False at the deadline."""
+    return wait_until(lambda: refuses(host, port), deadline)
