@@ -42,6 +42,7 @@ time.sleep(60)
 REUSEPORT = """
 import os, socket, sys, time
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen(16)
@@ -145,6 +146,20 @@ def test_a_port_still_served_by_another_process_is_exit_4_naming_it(
     assert finish(supervisor, sig=0)[0] == 0
 
 
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_free_stops_the_instance_then_the_other_holder(
+        portctl: Portctl, spawn: Callable[..., Popen], tmp_path: Path) -> None:
+    port = unused_port()
+    supervisor = portctl.serve(port, "--grace", "1", "--",
+                               sys.executable, "-c", REUSEPORT, "{port}", tmp_path / "child")
+    foreign_proc = spawn([sys.executable, "-c", REUSEPORT, str(port), str(tmp_path / "foreign")])
+    wait_file(tmp_path / "foreign")
+    result = portctl.run("free", port, "--grace", "1")
+    assert result.returncode == 0, result.stderr
+    assert foreign_proc.wait(timeout=30) is not None and not accepts(port)
+    assert finish(supervisor, sig=0)[0] == 0
+
+
 # ------------------------------------------------------------------ item 2: --grace
 
 def test_stop_grace_shortens_the_supervisors_grace(portctl: Portctl) -> None:
@@ -200,6 +215,10 @@ def test_released_wakes_when_the_holder_lets_go(tmp_path: Path, spawn: Callable[
     wait_file(ready)
     event = released(lock, 30)
     assert not event.wait(0.05)  # held
+    from portctl import _platform
+
+    if _platform.lock_holders(lock) is not None:  # a waiter (our thread) is not a holder
+        assert _platform.lock_holders(lock) == {holder.pid}
     assert holder.stdin is not None
     holder.stdin.close()  # the holder exits, the kernel drops its lock
     assert event.wait(30)

@@ -267,5 +267,8 @@ def free(run_dir: RunDir, port: int, host: str, grace_s: float,
          notify: Notify = _quiet) -> list[int]:
     """``portctl free``: stop our own instance on the port gracefully, then any other holder."""
     if live_supervisor(run_dir, port) is not None:
-        stop(run_dir, port, grace_s, notify)
+        try:
+            stop(run_dir, port, grace_s, notify)
+        except PortInUse:
+            pass  # our instance stopped; what else holds the port is free_port's to stop
     return free_port(port, host, grace_s, tokens=tokens(run_dir), notify=notify)
