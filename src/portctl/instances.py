@@ -108,7 +108,9 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
     deadline = began + grace_s + STOP_MARGIN_S
     hurry_at = began + grace_s if grace_s < record.spec.grace_s else None
     let_go = released(lock, grace_s + STOP_MARGIN_S)
-    while not _let_go(supervisor, lock):
+    # The event means the lock was free for an instant: our target let go (or died). Looking
+    # at it first spares /proc/locks on the path from the child's exit to our return.
+    while not let_go.is_set() and not _let_go(supervisor, lock):
         now = time.monotonic()
         if now >= deadline:
             raise PortctlError(*output.stop_timeout(port, grace_s + STOP_MARGIN_S))
@@ -133,20 +135,21 @@ def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: No
     died = left is not None and left.token == record.token
     found = {p.pid: p for p in find_orphans(record)} if died else {}
     stopped: list[int] = []
+    refusing = ports.refuses(host, port)
     for _ in range(LEFTOVER_ROUNDS):  # a holder found only once another let go is one more round
-        if not ports.refuses(host, port):
+        if not refusing:
             found.update((p.pid, p) for p in map(process, _holder_pids(port))
                          if p is not None and _token(p) == record.token)
         if not found:
             break
         stop_tree(found.values(), grace_s)
         stopped += sorted(found)
-        found = {}
+        found, refusing = {}, ports.refuses(host, port)
     if stopped:
         notify(output.stopped_leftovers(port, stopped))
     if died and left is not None and left.state != "fatal" and not is_held(run_dir.lock_file(port)):
         run_dir.remove(port)  # what the supervisor did not live to remove
-    if ports.refuses(host, port):
+    if refusing:
         return
     busy = ports.holders(port)
     if busy or not ports.wait_refusing(host, port, time.monotonic() + FREE_VERIFY_S):
