@@ -162,11 +162,14 @@ def test_free_stops_the_instance_then_the_other_holder(
 
 # ------------------------------------------------------------------ item 2: --grace
 
-def test_stop_grace_shortens_the_supervisors_grace(portctl: Portctl) -> None:
+@pytest.mark.parametrize("grace", ["1", "0"])
+def test_stop_grace_shortens_the_supervisors_grace(portctl: Portctl, grace: str) -> None:
+    """The child ignores SIGTERM: only the supervisor's kill stops it. Before, `stop` gave up
+    after its own grace + 10 s (exit 1) while the supervisor waited out its 20 s."""
     port = unused_port()
     supervisor = portctl.serve(port, "--grace", "20", "--", *app("listener", "{port}", "--ignore-term"))
     child = int(portctl.record(port)["child"]["pid"])
-    result = portctl.run("stop", "--port", port, "--grace", "1")
+    result = portctl.run("stop", "--port", port, "--grace", grace)
     assert result.returncode == 0, result.stderr
     assert not accepts(port) and is_gone(child)
     assert finish(supervisor, sig=0)[0] == 0 and portctl.nothing_left(port)

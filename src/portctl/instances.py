@@ -16,7 +16,8 @@ from .terminate import stop_tree
 
 STOP_MARGIN_S = 10.0  # beyond the grace period: the kill, and the supervisor's own clean-up
 LEFTOVER_ROUNDS = 3
-LET_GO_CHECK_S = 0.25  # while waiting for the lock: how often to look whether our target let go
+LET_GO_CHECK_S = 0.25
+HURRY_RETRY_S = 0.01  # --grace: the supervisor has not yet taken the first request  # while waiting for the lock: how often to look whether our target let go
 FREE_VERIFY_S = 5.0
 SETTLE_S = 5.0  # lock held, files not (yet, or any more) there: a supervisor starting or exiting
 
@@ -102,7 +103,8 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
     A grace shorter than the supervisor's own is imposed with a second stop request once
     ``grace_s`` has passed: the supervisor takes a second request during its stop as "skip the
     grace" (as a second Ctrl+C), whether it comes as a signal (POSIX) or as a request file
-    (Windows), and kills the tree at once."""
+    (Windows), and kills the tree at once. It is sent only once the record says "stopping":
+    sent before the first was taken, it would merge with it (a pending signal, one file)."""
     port, lock = record.spec.port, run_dir.lock_file(record.spec.port)
     began = time.monotonic()
     deadline = began + grace_s + STOP_MARGIN_S
@@ -115,11 +117,24 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
         if now >= deadline:
             raise PortctlError(*output.stop_timeout(port, grace_s + STOP_MARGIN_S))
         if hurry_at is not None and now >= hurry_at:
-            hurry_at = None
-            if resolve(record.supervisor) is not None:  # still the process we verified
-                _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
+            hurry_at = _hurry(run_dir, record, supervisor)
             continue
         let_go.wait(min(LET_GO_CHECK_S, (hurry_at or deadline) - now))
+
+
+def _hurry(run_dir: RunDir, record: Record, supervisor: psutil.Process) -> Optional[float]:
+    """Send the second stop request if the supervisor took the first; else when to look again."""
+    now = run_dir.read_record(record.spec.port)
+    if now is None or now.token != record.token:
+        return None  # it is removing its files: nothing left to hurry
+    if now.state != "stopping":
+        return time.monotonic() + HURRY_RETRY_S
+    if resolve(record.supervisor) is not None:  # still the process we verified
+        try:
+            _platform.request_stop(supervisor.pid, run_dir.path, record.spec.port, record.token)
+        except ProcessLookupError:
+            pass  # it exited meanwhile
+    return None
 
 
 def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: Notify) -> None:
@@ -133,7 +148,7 @@ def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: No
     port, host = record.spec.port, record.spec.host
     left = run_dir.read_record(port)
     died = left is not None and left.token == record.token
-    found = {p.pid: p for p in find_orphans(record)} if died else {}
+    found = {p.pid: p for p in find_orphans(left)} if died and left is not None else {}
     stopped: list[int] = []
     refusing = ports.refuses(host, port)
     for _ in range(LEFTOVER_ROUNDS):  # a holder found only once another let go is one more round
