@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -63,9 +63,10 @@ def state(portctl: Portctl, port: int) -> str:
     return str(portctl.record(port).get("state", ""))
 
 
-def kill_supervisor_while_stop_waits(portctl: Portctl, port: int, supervisor: Popen) -> Popen:
+def kill_supervisor_while_stop_waits(portctl: Portctl, port: int, supervisor: Popen,
+                                     env: Optional[dict[str, str]] = None) -> Popen:
     """Launch `stop`, wait until the supervisor is stopping its tree, SIGKILL the supervisor."""
-    stop = portctl.launch("stop", "--port", port)
+    stop = portctl.launch("stop", "--port", port, env=env)
     wait_until(lambda: state(portctl, port) == "stopping", what="the supervisor to be stopping")
     supervisor.kill()
     assert supervisor.wait(timeout=30) == -signal.SIGKILL
@@ -113,17 +114,18 @@ def test_supervisor_killed_during_the_grace_leaves_no_socket_holding_grandchild(
     assert "Traceback" not in err
 
 
-def test_a_full_backlog_is_not_a_free_port(portctl: Portctl, tmp_path: Path,
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_a_full_backlog_is_not_a_free_port(portctl: Portctl, tmp_path: Path, environment: str,
                                            held_connections: list[socket.socket]) -> None:
     """The leftover grandchild holds a listening socket whose backlog is full: a connect times
-    out, which is not "refusing"."""
+    out, which is not "refusing". It carries the instance's token: ours, in production too."""
     port, grandchild_file = unused_port(), tmp_path / "grandchild"
     supervisor = portctl.start("--port", port, "--grace", "2", "--",
                                sys.executable, "-c", FULL_BACKLOG, "{port}", grandchild_file)
     wait_until(lambda: state(portctl, port) == "running", what="the instance to serve")
     grandchild = int(wait_file(grandchild_file).read_text())
     fill_backlog(port, held_connections)
-    stop = kill_supervisor_while_stop_waits(portctl, port, supervisor)
+    stop = kill_supervisor_while_stop_waits(portctl, port, supervisor, env={"PORTCTL_ENV": environment})
     code, out, err = finish(stop, sig=0)
     assert code == 0, err
     assert is_gone(grandchild), f"the grandchild holding the port survived a stop that said: {out}"
