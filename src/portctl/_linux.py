@@ -78,6 +78,8 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     import math
     import select
 
+    if not pids:
+        return
     fds: list[int] = []
     try:
         for pid in pids:
