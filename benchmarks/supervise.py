@@ -252,29 +252,40 @@ def stop_timing(tool: Tool, argv: list[str], label: str) -> tuple[float, float, 
     tool.start(label, [a.replace("{port}", str(port)) for a in argv], port)
     wait_for(lambda: accepts(port))
     child = tool.child_pid(label, port)
+    child_fd = pidfd(child)  # opened before the stop: it tells the exit even once reaped
     began = time.perf_counter()
     stopper = subprocess.Popen(tool.stop_argv(label, port), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=getattr(tool, "env", None))
     wait_for(lambda: not accepts(port))
     freed = time.perf_counter() - began
-    exited, returned = (t - began for t in exit_times([child, stopper.pid]))
+    exited, returned = (t - began for t in exit_times([(child, child_fd), (stopper.pid, pidfd(stopper.pid))]))
     stopper.wait(timeout=DEADLINE_S)
     tool.forget(label, port)
     return freed * 1000, exited * 1000, returned * 1000
 
 
-def exit_times(pids: list[int]) -> list[float]:
-    """perf_counter() when each pid exited (a zombie counts), waiting on pidfds where there are
-    some: Popen.wait(timeout) sleeps up to 50 ms between looks, which would blur the few ms
-    between a child's exit and the stop command's. Elsewhere, a 1 ms poll."""
-    if not hasattr(os, "pidfd_open"):
+def pidfd(pid: int) -> Optional[int]:
+    """A pidfd for ``pid`` (Linux 5.3+), None where there is none or the pid is gone."""
+    try:
+        return os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        return None
+
+
+def exit_times(watched: list[tuple[int, Optional[int]]]) -> list[float]:
+    """perf_counter() when each (pid, pidfd) exited (a zombie counts), waiting on the pidfds:
+    Popen.wait(timeout) sleeps up to 50 ms between looks, which would blur the few ms between
+    a child's exit and the stop command's. Without pidfds, a 1 ms poll. Closes the pidfds."""
+    if any(fd is None for _, fd in watched):
         times = []
-        for pid in pids:
+        for pid, fd in watched:
+            if fd is not None:
+                os.close(fd)
             wait_for(lambda: _gone(pid))
             times.append(time.perf_counter())
         return times
-    fds = {os.pidfd_open(pid): i for i, pid in enumerate(pids)}
-    times: list[Optional[float]] = [None] * len(pids)
+    fds = {fd: i for i, (_, fd) in enumerate(watched) if fd is not None}
+    times: list[Optional[float]] = [None] * len(watched)
     poller = select.poll()
     for fd in fds:
         poller.register(fd, select.POLLIN)
