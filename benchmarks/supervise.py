@@ -502,7 +502,8 @@ killasgroup, stopwaitsecs 10 s; PM2: kill_timeout 1.6 s). Median (min–max) of 
 (3 for the SIGTERM-ignoring child and the workers check), interleaved across tools. The child
 ignoring SIGTERM (and SIGINT, PM2's stop signal) is a plain socket listener. "workers after stop" lists, per run, how many
 processes still held the port 5 s after the stop command returned (0 is right). "child exits →
-stop command returns" is the time a supervisor adds once its child is gone (uvicorn closes its
+stop command returns" is the time a supervisor adds once its child is gone, both exits timed on
+pidfds (uvicorn closes its
 listener ~0.1 s before it exits, so "port refuses" comes earlier; negative: the command returned
 while the child was still running). Bare uvicorn
 start-up on this machine, the floor for crash → serving: {bare} ms.
