@@ -91,7 +91,10 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     record = run_dir.read_record(port)  # its token, read before the supervisor removes it
     assert record is not None  # live_supervisor verified it
     grace = record.spec.grace_s if grace_s is None else grace_s
-    _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
+    try:
+        _platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
+    except ProcessLookupError:
+        pass  # it died since we verified it: the kernel dropped its lock; leftovers are next
     _wait_let_go(run_dir, record, supervisor, grace)
     _confirm_stopped(run_dir, record, grace, notify)
     return True
