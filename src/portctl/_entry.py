@@ -15,7 +15,22 @@ def main() -> None:
 
         cli_main()
         return
-    sys.exit(code)
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    """Exit after a fast command: run the atexit handlers and flush, then skip the interpreter's
+    teardown. Unloading psutil and the rest costs ~10 ms, more than everything `stop` does from
+    the child's exit to its return; nothing of ours needs it (no buffered file stays open)."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: the exit code still tells
+            pass
+    os._exit(code)
 
 
 def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]

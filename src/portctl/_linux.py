@@ -16,6 +16,7 @@ from ._posix import graceful_one as graceful_one
 from ._posix import is_privileged as is_privileged
 from ._posix import lock_is_held as lock_is_held
 from ._posix import outside_group as outside_group
+from ._posix import block_until_unlocked as block_until_unlocked
 from ._posix import reap_adopted as reap_adopted
 from ._posix import request_stop as request_stop
 from ._posix import spawn_detached as spawn_detached
@@ -77,6 +78,32 @@ def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener
     return found
 
 
+def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
+    """Return as soon as one of ``pids`` exits (a zombie counts), or after ``timeout_s``: one
+    poll on their pidfds (Linux 5.3+); without pidfds, the portable fallback."""
+    import math
+    import select
+
+    if not pids:
+        return
+    fds: list[int] = []
+    try:
+        for pid in pids:
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                return  # gone already
+            except (AttributeError, OSError):  # Python or kernel without pidfd_open
+                return _posix.wait_exits(pids, timeout_s)
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        poller.poll(math.ceil(max(0.0, timeout_s) * 1000))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def lock_holders(path: Path) -> Optional[set[int]]:
     """The pids /proc/locks names for flock locks on ``path``'s inode (exact: the kernel's word).
     A symlink is not followed: its target is no lock of ours."""
@@ -90,6 +117,6 @@ def lock_holders(path: Path) -> Optional[set[int]]:
     holders = set()
     for line in lines:
         fields = line.split()
-        if "FLOCK" in fields and wanted in fields:
+        if "FLOCK" in fields and wanted in fields and "->" not in fields:  # "->": a waiter
             holders.add(int(fields[fields.index(wanted) - 1]))
     return holders

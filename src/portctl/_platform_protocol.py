@@ -35,6 +35,13 @@ class Platform(Protocol):
     def reap_adopted(self, exclude: int) -> None:
         """Collect exited children other than ``exclude``."""
 
+    def wait_exits(self, pids: Sequence[int], timeout_s: float) -> None:
+        """Return once any of ``pids`` has exited, or after ``timeout_s``."""
+
+    def block_until_unlocked(self, path: Path) -> bool:
+        """Block until the lock on ``path`` is free for an instant; False where the system
+        cannot wait on it (the caller then looks again)."""
+
     def children(self, pid: int) -> list[int]:
         """Direct children of ``pid``."""
 

@@ -23,6 +23,7 @@ NAME = "macos" if os.uname().sysname == "Darwin" else "posix"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Signals wake the supervisor loop by themselves here: no periodic wake-up is needed.
 WAKE_INTERVAL_S: Optional[float] = None
+_EXIT_POLL_S = 0.005  # wait_exits without an OS wait on other processes' exits: look this often
 
 def spawn(
     argv: Sequence[str],
@@ -192,3 +193,33 @@ def _same_file(fd: int, path: Path) -> bool:
 def lock_holders(path: Path) -> Optional[set[int]]:
     """Which processes hold the lock on ``path``; None: this system does not say."""
     return None
+
+
+def block_until_unlocked(path: Path) -> bool:
+    """Block until no process holds the lock on ``path``: wait in a shared flock (it conflicts
+    with the holder's exclusive one, never with other waiters) and let go the instant it is
+    granted. True once free (or when there is no such file); False if it cannot be waited on."""
+    import fcntl
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)  # never a FIFO's open
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # drops our shared lock at once
+    return True
+
+
+def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
+    """Return when one of ``pids`` may have exited, or after ``timeout_s``; the caller looks
+    again. Here that is a short sleep: macOS and the BSDs are not waited on (Linux is)."""
+    import time
+
+    time.sleep(max(0.0, min(timeout_s, _EXIT_POLL_S)))

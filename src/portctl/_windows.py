@@ -204,3 +204,16 @@ def _lock_first_byte(fd: int) -> bool:
 def lock_holders(path: Path) -> Optional[set[int]]:
     """Windows does not tell who holds a byte-range lock."""
     return None
+
+
+def block_until_unlocked(path: Path) -> bool:
+    """msvcrt cannot wait on a lock without retrying once a second: say so (the caller polls)."""
+    return False
+
+
+def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
+    """Return when one of ``pids`` may have exited, or after ``timeout_s``: a short sleep (the
+    caller looks again)."""
+    import time
+
+    time.sleep(max(0.0, min(timeout_s, 0.005)))

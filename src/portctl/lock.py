@@ -19,6 +19,7 @@ from ._platform import platform
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    import threading
     from typing import Optional
 
     from .identity import ProcRef
@@ -80,6 +81,25 @@ def held_by(path: Path, ref: ProcRef) -> bool:
     from .identity import resolve
 
     return resolve(ref) is not None
+
+
+def released(path: Path, timeout_s: float) -> threading.Event:
+    """An Event set the instant no process holds the lock on ``path`` (a supervisor let go or
+    died). A helper thread blocks in the OS's lock wait; where the OS cannot block on this
+    lock, it looks with ``is_held`` until ``timeout_s`` has passed."""
+    import threading
+
+    event = threading.Event()
+
+    def watch() -> None:
+        from .ports import wait_until
+
+        if platform.block_until_unlocked(path) or \
+                wait_until(lambda: not is_held(path), time.monotonic() + timeout_s):
+            event.set()
+
+    threading.Thread(target=watch, name="portctl-lock-watch", daemon=True).start()
+    return event
 
 
 def remove_if_free(path: Path) -> bool:

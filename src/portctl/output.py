@@ -280,6 +280,16 @@ def stop_timeout(port: int, waited_s: float) -> Msg:
             f"check it with `portctl status --port {port}`")
 
 
+def busy_after_stop(port: int, holders: Sequence[Any]) -> Msg:
+    listed = "; ".join(_holder_short(h) for h in holders) or "a process we cannot see"
+    return f"the instance on port {port} stopped, but the port is still in use by {listed}", _see_holder(port)
+
+
+def stopped_leftovers(port: int, pids: Sequence[int]) -> str:
+    return (f"processes of the instance on port {port} outlived its supervisor; "
+            f"stopped them (they carried its token): pids {', '.join(map(str, pids))}")
+
+
 def not_running(port: int) -> Msg:
     return f"nothing is running on port {port}", f"start it with `portctl start --port {port}`"
 

@@ -206,5 +206,24 @@ def wait_accepting(host: str, port: int, deadline: float,
     return wait_until(lambda: accepts(host, port, 0.25), deadline, abort)
 
 
+def refuses(host: str, port: int, timeout_s: float = 0.25) -> bool:
+    """One connection attempt: True only if nothing could accept it. A timeout (a listener
+    whose backlog is full drops the handshake) is no refusal: something holds the port."""
+    target = connect_host(host)
+    # An ASCII host as bytes: getaddrinfo then skips the idna codec (its first import costs
+    # ~2 ms, on the path from a child's exit to `stop` returning).
+    address = target.encode("ascii") if target.isascii() else target
+    try:
+        with socket.create_connection((address, port), timeout=timeout_s) as sock:  # type: ignore[arg-type]
+            # TCP simultaneous open: a connect to a free port may pick that very port as its
+            # source and "connect" to itself. That is not a listener.
+            return bool(sock.getsockname()[:2] == sock.getpeername()[:2])
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
 def wait_refusing(host: str, port: int, deadline: float) -> bool:
-    return wait_until(lambda: not accepts(host, port, 0.25), deadline)
+    """Wait until the port refuses connections (see ``refuses``); False at the deadline."""
+    return wait_until(lambda: refuses(host, port), deadline)

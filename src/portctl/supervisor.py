@@ -476,10 +476,11 @@ class Supervisor:
 
     def _remove_own_files(self) -> None:
         """We still hold the lock, so this port's files are ours. A fatal record stays, so
-        `status` can say why; the next start or `clean` removes it."""
+        `status` can say why; the next start or `clean` removes it. So does the record of a
+        tree we could not stop: `stop`, `start` and `clean` find its leftovers by its token."""
         if self._record is None:
             return
-        if self._record.state == "fatal":
+        if self._record.state == "fatal" or not self._tree_stopped:
             self.run_dir.pid_file(self.spec.port).unlink(missing_ok=True)
         else:
             self.run_dir.remove(self.spec.port)

@@ -11,9 +11,9 @@ from . import output
 from ._platform import platform
 from .errors import PermissionDenied, PortctlError
 from .identity import is_alive, process
-from .ports import wait_until
 
 KILL_WAIT_S = 5.0
+HURRY_CHECK_S = 0.05  # during the grace period, how often ``hurry`` is asked
 
 
 def never() -> bool:
@@ -38,14 +38,27 @@ def stop_tree(
     if not tree:
         return
     _graceful(roots, tree, group_leader)
-    deadline = time.monotonic() + grace_s
-    if wait_until(lambda: not _alive(tree), deadline, abort=hurry):
+    if _wait_gone(tree, time.monotonic() + grace_s, hurry):
         return
     tree = _with_descendants(_alive(tree))  # include what was spawned during the grace period
     for proc in reversed(tree):  # leaves first, so no parent respawns a killed child
         _send(proc, psutil.Process.kill)
-    if not wait_until(lambda: not _alive(tree), time.monotonic() + KILL_WAIT_S):
+    if not _wait_gone(tree, time.monotonic() + KILL_WAIT_S):
         raise PortctlError(*output.survivors([p.pid for p in _alive(tree)]))
+
+
+def _wait_gone(tree: list[psutil.Process], deadline: float, hurry: Callable[[], bool] = never) -> bool:
+    """True once none of ``tree`` is alive; False when ``hurry`` holds or the monotonic
+    ``deadline`` passes. Waits on the exits themselves (``platform.wait_exits``), so the
+    return follows the last exit at once; ``hurry`` is asked every HURRY_CHECK_S."""
+    while True:
+        alive = _alive(tree)
+        if not alive:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0 or hurry():
+            return False
+        platform.wait_exits([p.pid for p in alive], min(left, HURRY_CHECK_S))
 
 
 def _graceful(roots: list[psutil.Process], tree: list[psutil.Process],
