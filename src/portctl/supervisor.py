@@ -160,6 +160,7 @@ class Supervisor:
         try:
             self._open_log()
             self._spawn()
+            self._flush()
             return self._loop()
         finally:
             self._stop_child()
