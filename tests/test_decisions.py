@@ -76,7 +76,7 @@ def test_a_stale_exit_is_ignored_in_every_state(state: State, restart: str) -> N
 @pytest.mark.parametrize("state", LIVE)
 def test_a_stop_signal_stops_from_every_live_state(state: State) -> None:
     d = decide(state, StopSignal(2, "SIGINT"), facts())
-    assert d.state is State.STOPPED and d.reason == "SIGINT"
+    assert d.state is State.STOPPING and d.reason == "SIGINT"
     assert d.actions == (Stopping("SIGINT"), StopChild(), Finish("stopped", "SIGINT", 0))
 
 

@@ -11,7 +11,8 @@ The life of an instance::
         |                  \\--exit (no restart)--> STOPPED                     |
         \\<------------------------- BackoffElapsed / verdict "now" -----------/
 
-A stop signal in any live state leads to STOPPED; a refused restart (port taken by a
+A stop signal in any live state leads to STOPPING (shown while the tree stops, then the
+supervisor exits); an exit the policy does not restart leads to STOPPED; a refused restart (port taken by a
 stranger, too many restarts) or a child that daemonized leads to FATAL. Before the instance
 first served, a child's exit or a readiness timeout ends the start (the caller gets the
 child's code, or "not ready in time"), whatever the restart policy.
@@ -210,7 +211,7 @@ def decide(state: State, event: Event, facts: Facts) -> Decision:
         return Decision(state)  # stopping or ended: nothing more happens
     if isinstance(event, StopSignal):
         why = event.name
-        return Decision(State.STOPPED, (Stopping(why), StopChild(), Finish("stopped", why, 0)), why)
+        return Decision(State.STOPPING, (Stopping(why), StopChild(), Finish("stopped", why, 0)), why)
     handler = _HANDLERS.get(type(event))
     return handler(state, event, facts) if handler else Decision(state)  # type: ignore[operator]
 
