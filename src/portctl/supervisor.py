@@ -122,7 +122,7 @@ class Supervisor:
         if not lock.acquire():
             raise AlreadyRunning(*output.already_running(port, self.run_dir.read_pid(port)))
         self._early += self._inbox.clear()  # a retry: forget the exit of the child that lost the race
-        self._state, self._exit = State.STARTING, None
+        self._state, self._exit, self._changes = State.STARTING, None, {}
         try:
             instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
             self._write_files()  # from here on `stop` can find us, even while we evict
