@@ -8,11 +8,14 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import psutil
 import pytest
+
+from portctl.events import EventLog, events_file, read_events
 
 from conftest import Popen, Portctl, accepts, app, finish, unused_port, wait_file, wait_until
 
@@ -233,3 +236,34 @@ def test_a_python_childs_print_reaches_the_log_at_once(portctl: Portctl,
     wait_until(lambda: "hello from print" in portctl.run("logs", "printer").stdout, timeout=10,
                what="the print to reach the log")
     assert portctl.run("stop", "--port", port).returncode == 0
+
+
+def test_event_log_rotation_keeps_every_event_in_order(tmp_path: Path) -> None:
+    log = EventLog(tmp_path, max_bytes=600, backups=3)
+    for index in range(12):
+        log.emit("started", index=index, pad="x" * 100)
+    path = events_file(tmp_path)
+    assert path.with_name("events.jsonl.3").exists() and not path.with_name("events.jsonl.4").exists()
+    assert all(p.stat().st_size <= 600 for p in path.parent.glob("events.jsonl*"))
+    indexes = [e["index"] for e in read_events(tmp_path)]
+    assert indexes == list(range(12 - len(indexes), 12))  # the oldest went with the oldest backup
+
+
+def test_events_follow_reads_across_rotation(portctl: Portctl) -> None:
+    log = EventLog(portctl.run_dir, max_bytes=400, backups=2)
+    log.emit("started", index=-1)
+    follower = portctl.launch("events", "-f", "-n", "0")
+    path = str(events_file(portctl.run_dir))
+    wait_until(lambda: any(f.path == path for f in psutil.Process(follower.pid).open_files()),
+               what="the follower to open the events file")  # from then on it misses nothing
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        for index in range(8):  # each event is seen before the next one: no rotation is skipped over
+            log.emit("started", index=index, pad="x" * 100)
+            wait_until(lambda: any(f'"index":{index},' in line for line in lines), what=f"event {index}")
+    finally:
+        finish(follower, sig=signal.SIGINT)
+    assert events_file(portctl.run_dir).with_name("events.jsonl.2").exists()
+    assert [json.loads(line)["index"] for line in lines] == list(range(8))
