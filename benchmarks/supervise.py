@@ -466,7 +466,8 @@ processes still held the port 5 s after the stop command returned (0 is right). 
 stop command returns" is the time a supervisor adds once its child is gone (uvicorn closes its
 listener ~0.1 s before it exits, so "port refuses" comes earlier; negative: the command returned
 while the child was still running). Bare uvicorn
-start-up on this machine, the floor for crash → serving: {bare} ms.
+start-up on this machine, the floor for crash → serving, measured in each repetition right
+after the crashes (so under the same load): {bare} ms.
 {"".join(f"{chr(10)}Note: {n}" for n in notes)}
 
 ### Goals (portctl)
