@@ -90,7 +90,7 @@ def test_a_restarted_child_not_ready_in_time_is_restarted_again(portctl: Portctl
 
 
 # ------------------------------------------------------------------ 2b: the waiting command goes away
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])  # TERM: `timeout`
 def test_start_d_outlives_the_command_that_waits(portctl: Portctl, tmp_path: Path, sig: int) -> None:
     port, go = unused_port(), tmp_path / "go"
     waiting = portctl.launch("start", "-d", "--port", port, "--name", "api",
@@ -119,7 +119,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
     try:
@@ -191,6 +191,12 @@ def test_every_way_out_ends_with_a_final_event(portctl: Portctl) -> None:
     assert finish(proc)[0] == 0
     last = events(portctl.run_dir)[-1]
     assert last["event"] == "stopped" and last["reason"] == "SIGINT"
+    stop_file = portctl.run_dir / "exit-now"
+    proc = portctl.serve(port, "--", *app("listener", "{port}", "--exit-on-file", stop_file, "--exit-code", 3))
+    stop_file.touch()  # served, then exits on its own; the policy (no) does not restart it
+    assert finish(proc, sig=0)[0] == 3
+    last = events(portctl.run_dir)[-1]
+    assert last["event"] == "stopped" and last["reason"] == "exited with code 3"
 
 
 # ------------------------------------------------------------------ 2e: events rotate
@@ -262,7 +268,8 @@ def test_events_follow_reads_across_rotation(portctl: Portctl) -> None:
     try:
         for index in range(8):  # each event is seen before the next one: no rotation is skipped over
             log.emit("started", index=index, pad="x" * 100)
-            wait_until(lambda: any(f'"index":{index},' in line for line in lines), what=f"event {index}")
+            wanted = f'"index":{index},'
+            wait_until(lambda wanted=wanted: any(wanted in line for line in lines), what=f"event {index}")
     finally:
         finish(follower, sig=signal.SIGINT)
     assert events_file(portctl.run_dir).with_name("events.jsonl.2").exists()

@@ -20,7 +20,7 @@ child's code, or "not ready in time"), whatever the restart policy.
 from __future__ import annotations
 
 import enum
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 from ._record import Frozen
 
@@ -196,7 +196,7 @@ class Decision(Frozen):
     """The next state, its reason (None: keep the current one) and the actions, in order."""
 
     state: State
-    actions: Tuple[Action, ...] = ()
+    actions: tuple[Action, ...] = ()
     reason: Optional[str] = None
 
 

@@ -200,7 +200,7 @@ class Supervisor:
         """After the child's exit: does a process it started still run (adopted by us)?"""
         return any(is_alive(proc) for proc in child_processes(os.getpid()))
 
-    def _do(self, action: Action) -> Optional[Event]:  # noqa: C901 - one branch per action
+    def _do(self, action: Action) -> Optional[Event]:  # one branch per action
         if isinstance(action, Spawn):
             self._spawn()
         elif isinstance(action, StopChild):
