@@ -219,7 +219,8 @@ def test_verdicts_and_timers_only_matter_while_backing_off(state: State) -> None
 def test_two_illnesses_two_restarts() -> None:
     """After a health restart the new child is readied and watched, and a second illness
     restarts it again; the stopped child's late exit interrupts nothing."""
-    state, served, failures, child = State.STARTING, False, 0, 1
+    state, served, failures = State.STARTING, False, 0
+    child: Optional[int] = 1
     story: list[Event] = [Ready(0.1)]
     illness = [ProbeResult(False, 1.0, "timeout")] * 2
     for old in (1, 2):
