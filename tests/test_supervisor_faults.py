@@ -55,7 +55,7 @@ def running_with_new_child(portctl: Portctl, port: int, old: int) -> int:
 def test_second_illness_after_a_health_restart_is_handled(portctl: Portctl, tmp_path: Path) -> None:
     port, hang = unused_port(), tmp_path / "hang"
     result = portctl.run("start", "-d", "--port", port, "--health", "/health", "--health-interval", "0.1",
-                         "--health-timeout", "0.3", "--health-failures", "2", "--backoff-initial", "0.05",
+                         "--health-timeout", "1", "--health-failures", "2", "--backoff-initial", "0.05",
                          "--", *app("hanger", "{port}", "--hang-file", hang))
     assert result.returncode == 0, result.stderr
     first = child_pid(portctl, port)
@@ -73,7 +73,7 @@ def test_second_illness_after_a_health_restart_is_handled(portctl: Portctl, tmp_
 
 def test_a_restarted_child_not_ready_in_time_is_restarted_again(portctl: Portctl, tmp_path: Path) -> None:
     port, hold = unused_port(), tmp_path / "hold"
-    result = portctl.run("start", "-d", "--port", port, "--ready-timeout", "1", "--backoff-initial", "0.05",
+    result = portctl.run("start", "-d", "--port", port, "--ready-timeout", "3", "--backoff-initial", "0.05",
                          "--grace", "1", "--", *app("hanger", "{port}", "--hold-file", hold))
     assert result.returncode == 0, result.stderr
     first = child_pid(portctl, port)
