@@ -24,7 +24,10 @@ def test_empty_command_is_the_demo_app() -> None:
 def test_child_env_carries_port_host_and_token() -> None:
     env = ServerSpec(port=8002, host="127.0.0.1", command=("x",), name="n").child_env("tok", "/r", base={"A": "1"})
     assert env == {"A": "1", "PORT": "8002", "HOST": "127.0.0.1", "PORTCTL_TOKEN": "tok",
-                   "PORTCTL_NAME": "n", "PORTCTL_RUN_DIR": "/r", "PORTCTL_PORT": "8002"}
+                   "PORTCTL_NAME": "n", "PORTCTL_RUN_DIR": "/r", "PORTCTL_PORT": "8002",
+                   "PYTHONUNBUFFERED": "1"}
+    kept = ServerSpec(port=8002, command=("x",)).child_env("tok", base={"PYTHONUNBUFFERED": ""})
+    assert kept["PYTHONUNBUFFERED"] == ""  # the user's choice stands
 
 
 def test_names_derived_from_command() -> None:

@@ -239,7 +239,11 @@ def _launch(spec: Any, force: bool) -> None:
         raise SystemExit(run_as_process(Supervisor(spec, run_dir, force=force), exiting=_OWN_PROCESS))
     from .daemon import launch
 
-    outcome = launch(spec, run_dir, force)
+    try:
+        outcome = launch(spec, run_dir, force)
+    except KeyboardInterrupt:  # only the wait is interrupted: the instance goes on
+        output.warn(output.detached_interrupted(spec.name))
+        raise SystemExit(130) from None
     for line in outcome.warnings:
         output.warn(line)
     if outcome.code == 0:

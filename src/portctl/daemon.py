@@ -68,11 +68,19 @@ class _Handshake:
         _to_devnull(1, 2)
 
     def send(self, **data: Any) -> None:
+        """Answer once. The command that waits may be gone (Ctrl+C, a closed terminal,
+        `timeout`): a broken pipe only means nobody listens, never that the instance stops."""
         if self.sent:
             return
         self.sent = True
-        self._out.write(json.dumps({**data, "warnings": self.warnings}) + "\n")
-        self._out.close()
+        try:
+            self._out.write(json.dumps({**data, "warnings": self.warnings}) + "\n")
+            self._out.close()
+        except OSError:
+            try:
+                self._out.close()
+            except OSError:
+                pass
 
     def ready(self, record: Record) -> None:
         assert record.child is not None

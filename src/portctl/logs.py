@@ -32,18 +32,38 @@ class RotatingLog:
         safefile.ensure_dir(path.parent, 2)  # .portctl/logs
         self._fd: Optional[int] = self._open()
         self._size = os.fstat(self._fd).st_size
+        self._dropped, self._drop_reason = 0, ""  # bytes lost while writes failed, and why
 
     def _open(self) -> int:
         return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=2)
 
     def write(self, data: bytes) -> None:
+        """Append ``data``; never raises. While writes fail (a full disk) the data is dropped,
+        and the first write that works again is preceded by one line saying how much was lost:
+        the child's output keeps being drained, so our logging never blocks or kills it."""
         with self._lock:
             if self._fd is None:
                 return
             if self._size and self._size + len(data) > self.max_bytes:
                 self._rotate()
-            os.write(self._fd, data)
-            self._size += len(data)
+                if self._fd is None:
+                    return
+            try:
+                if self._dropped:
+                    self._size += os.write(self._fd, self._gap_line())
+                    self._dropped = 0
+                written = os.write(self._fd, data)
+            except OSError as exc:
+                self._dropped, self._drop_reason = self._dropped + len(data), exc.strerror or str(exc)
+                return
+            self._size += written
+            if written < len(data):  # the disk filled up in the middle of this write
+                self._dropped, self._drop_reason = len(data) - written, "short write"
+
+    def _gap_line(self) -> bytes:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        return (f"[portctl {stamp}] {self._dropped} bytes of output dropped: "
+                f"the log could not be written ({self._drop_reason})\n").encode()
 
     def lifecycle(self, text: str) -> None:
         """One supervisor line, marked apart from the child's output."""
@@ -51,23 +71,34 @@ class RotatingLog:
         self.write(f"[portctl {stamp}] {text}\n".encode())
 
     def _rotate(self) -> None:
-        try:
-            for index in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{index}")
-                if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        except OSError:
+        if not rotate(self.path, self.backups):
             return  # a reader holds the file (Windows): try again on the next write
         assert self._fd is not None
         os.close(self._fd)
-        self._fd, self._size = self._open(), 0
+        try:
+            self._fd, self._size = self._open(), 0
+        except OSError:
+            self._fd = None  # cannot even create the file: the log is closed
 
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def rotate(path: Path, backups: int) -> bool:
+    """Shift ``path`` -> ``path.1`` -> ... -> ``path.<backups>`` (the oldest is dropped).
+    False when a rename failed (Windows: a reader holds the file), so the caller retries."""
+    try:
+        for index in range(backups - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{index}")
+            if older.exists():
+                os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+        os.replace(path, path.with_name(f"{path.name}.1"))
+    except OSError:
+        return False
+    return True
 
 
 def pump(stream: Optional[BinaryIO], log: RotatingLog) -> None:

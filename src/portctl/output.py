@@ -176,6 +176,11 @@ def detached_ready(url: str, pid: Optional[int], child_pid: Optional[int], log: 
     return f"portctl: serving {url} in the background (supervisor {pid}, child {child_pid}); log: {log}"
 
 
+def detached_interrupted(name: str) -> str:
+    return (f"interrupted; {name} goes on starting in the background: watch it with "
+            f"`portctl status` or `portctl logs {name} -f`")
+
+
 def log_tail_header(path: str) -> str:
     return f"--- last lines of {path} ---"
 

@@ -123,6 +123,7 @@ class ServerSpec(Frozen):
         env = dict(self.base_env() if base is None else base)
         env.update(PORT=str(self.port), HOST=self.host, PORTCTL_TOKEN=token,
                    PORTCTL_NAME=self.name, PORTCTL_RUN_DIR=run_dir, PORTCTL_PORT=str(self.port))
+        env.setdefault("PYTHONUNBUFFERED", "1")  # a Python child's print() reaches the log at once
         return env
 
     def base_env(self) -> Mapping[str, str]:

@@ -1,12 +1,13 @@
 """The supervisor: lock, check, launch, wait until ready, supervise, restart, stop.
 
-Signal handlers, the child's waiter thread and the health prober only queue what happened;
-the loop acts. A second stop signal skips the grace period. The pid file, record, events and
-lock are kept true for the supervisor's whole life.
+Signal handlers, the child's waiter thread and the health prober only put events in the
+inbox; the loop takes them, asks ``decisions.decide`` what they mean in the current state,
+and carries out the actions. A second stop signal skips the grace period. The pid file,
+record, events and lock are kept true for the supervisor's whole life; every run that took
+the lock ends with a final "stopped" or "fatal" event naming its reason.
 """
 from __future__ import annotations
 
-import queue
 import signal
 import subprocess
 import threading
@@ -23,9 +24,15 @@ from . import instances, output, ports, safefile
 from ._platform import platform
 from ._record import replace
 from .backoff import RestartTracker
-from .errors import AlreadyRunning, BadInput, ChildExited, NameTaken, NotReady, PortctlError, PortInUse
+from .decisions import (DAEMONIZED, Action, BackoffElapsed, ChildExited, Daemonized, Event, FailStart, Facts,
+                        Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart, ProbeResult, Ready,
+                        ReadyTimeout, Restarting, RestartVerdict, Spawn, State, StopChild, Stopping, StopSignal,
+                        WaitBackoff, decide)
+from .errors import AlreadyRunning, BadInput, NameTaken, NotReady, PortctlError, PortInUse
+from .errors import ChildExited as ChildExitedEarly
 from .events import EventLog
-from .identity import ProcRef
+from .identity import ProcRef, is_alive
+from .inbox import Inbox
 from .lock import PortLock, is_held
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
@@ -34,7 +41,9 @@ from .terminate import child_processes, descendants, stop_tree
 
 VERIFY_FREE_S = 5.0
 PORT_ATTEMPTS = 3  # dynamic ports: candidates tried when the child loses the bind race
-Event = tuple[str, Any]  # ("signal", signum) | ("exit", (pid, rc)) | ("health", HealthResult)
+READY_POLL_FIRST_S = 0.001  # readiness checks: 1 ms, then every 2 ms (a refused connect is ~50 us)
+READY_POLL_MAX_S = 0.002
+HEALTH_REFRESH_S = 60.0  # an unchanged health verdict is rewritten into the record this seldom
 
 
 class Supervisor:
@@ -49,17 +58,25 @@ class Supervisor:
                  on_ready: Callable[[Record], None] = lambda record: None) -> None:
         self.spec, self.run_dir, self.force = spec, run_dir, force
         self.notify, self.warn, self.on_ready = notify, warn, on_ready
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self._pending: list[Event] = []
+        self._inbox = Inbox()
+        self._early: list[StopSignal] = []  # stop signals that came before the child started
+        self._state = State.STARTING
+        self._served = False
+        self._exit: Optional[int] = None
+        self._final_sent = False
         self._record: Optional[Record] = None
+        self._changes: dict[str, Any] = {}  # staged record changes (see _flush)
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._child_began = 0.0
         self.spawned = False  # a child was started: its log is worth showing on failure
+        self._ready_deadline = self._backoff_until = 0.0
+        self._poll_s = READY_POLL_FIRST_S
         self._tree_stopped = True  # nothing spawned yet
         self._health_failures = 0
+        self._health_written_at = 0.0
         self._prober: Any = None  # health.Prober, only with --health
         self._tracker = RestartTracker(spec.backoff)
-        self._events = EventLog(run_dir.path)
+        self._events = EventLog(run_dir.path, spec.log_max_bytes, spec.log_backups)
         self._log: Any = None  # logs.RotatingLog for detached instances
 
     # ------------------------------------------------------------ choosing the port
@@ -71,9 +88,16 @@ class Supervisor:
         # Handlers stay installed until the files are gone and the lock released: a storm of
         # stop signals must never cut the clean-up short.
         with self._signals():
-            if not self.spec.dynamic:
-                return self._run_on_port()
-            return self._run_on_dynamic_port()
+            try:
+                if not self.spec.dynamic:
+                    return self._run_on_port()
+                return self._run_on_dynamic_port()
+            except PortctlError as exc:
+                self._final("fatal", exc.message)
+                raise
+            except BaseException as exc:
+                self._final("fatal", f"supervisor failed: {exc!r}")
+                raise
 
     def _run_on_dynamic_port(self) -> int:
         """Preferred port, then the range, then an OS-assigned one; a lost bind race moves on."""
@@ -102,8 +126,8 @@ class Supervisor:
         lock = PortLock(self.run_dir.lock_file(port))
         if not lock.acquire():
             raise instances.lock_taken(self.run_dir, port, force=self.force)
-        self._has_event()  # a retry: forget the exit of the child that lost the race
-        self._pending = [event for event in self._pending if event[0] == "signal"]
+        self._early += self._inbox.clear()  # a retry: forget the exit of the child that lost the race
+        self._state, self._exit, self._changes = State.STARTING, None, {}
         name_lock: Optional[PortLock] = None
         try:
             name_lock = self._claim_name()
@@ -112,7 +136,7 @@ class Supervisor:
             self._check_port()
             stop = self._stop_signal()
             if stop is not None:  # told to stop before the child ever started
-                return self._shutdown(signal.Signals(stop).name)
+                return self._dispatch(self._early.pop(0)) or 0
             platform.become_subreaper()
             return self._serve()
         finally:
@@ -157,23 +181,83 @@ class Supervisor:
         self.run_dir.write_spec(self.spec)
 
     def _serve(self) -> int:
-        began = time.monotonic()
         try:
             self._open_log()
             self._spawn()
-            outcome = self._wait_ready(began)
-            if outcome == "timeout":
-                self._event("fatal", reason="not ready in time")
-                elsewhere = ports.listening_ports(p.pid for p in descendants(os.getpid())) - {self.spec.port}
-                raise NotReady(*output.not_ready(self.spec.port, self.spec.host, self.spec.ready_timeout_s,
-                                                 sorted(elsewhere)))
-            if outcome == "event":
-                return self._first_start_failed()
-            self._serving(time.monotonic() - began)
+            self._flush()
             return self._loop()
         finally:
             self._stop_child()
             self._close_log()
+
+    def _loop(self) -> int:
+        """Take each event, let ``decide`` say what it means, carry that out."""
+        while True:
+            code = self._dispatch(self._next_event())
+            if code is not None:
+                return code
+
+    def _dispatch(self, event: Event) -> Optional[int]:
+        """Carry out the decision for ``event``; an action may answer with a follow-up event
+        (a restart verdict), decided at once. The record is written once, at the end, so a
+        restart forks before it touches the record."""
+        pending: Optional[Event] = event
+        while pending is not None:
+            decision = decide(self._state, pending, self._facts(pending))
+            self._state, pending = decision.state, None
+            if decision.reason is not None:
+                self._change(state=decision.state.value, reason=decision.reason)
+            for action in decision.actions:
+                pending = self._do(action) or pending
+        self._flush()
+        return self._exit
+
+    def _facts(self, event: Event) -> Facts:
+        child = self._child.pid if self._child is not None else None
+        daemonized = (isinstance(event, ChildExited) and event.code == 0 and event.pid == child
+                      and self._descendants_live_on())
+        return Facts(restart=self.spec.restart, child_pid=child, served=self._served,
+                     failures=self._health_failures, failures_allowed=self.spec.health_failures,
+                     daemonized=daemonized)
+
+    def _descendants_live_on(self) -> bool:
+        """After the child's exit: does a process it started still run (adopted by us)?"""
+        return any(is_alive(proc) for proc in child_processes(os.getpid()))
+
+    def _do(self, action: Action) -> Optional[Event]:  # one branch per action
+        if isinstance(action, Spawn):
+            self._spawn()
+        elif isinstance(action, StopChild):
+            self._stop_child()
+        elif isinstance(action, Stopping):
+            self.notify(output.stopping(self.spec.port, action.reason))
+            self._flush()  # `status` shows "stopping" for the whole grace period
+            self._event("stopping", reason=action.reason)
+        elif isinstance(action, NoteExit):
+            self._event("exited", code=action.code)
+            self._child = None
+            self._change(last_exit={"code": action.code, "at": _now_iso(), "reason": "exited"})
+        elif isinstance(action, NoteKilled):
+            self._change(last_exit={"code": None, "at": _now_iso(), "reason": action.reason})
+        elif isinstance(action, NoteHealth):
+            self._note_health(action)
+        elif isinstance(action, Daemonized):
+            self._event("daemonized", reason=DAEMONIZED)
+        elif isinstance(action, PlanRestart):
+            return self._verdict(action.reason)
+        elif isinstance(action, Restarting):
+            self._event("restarting", reason=action.reason, delay_s=round(action.delay_s, 3),
+                        restarts=self._tracker.restarts)
+            self._change(restarts=self._tracker.restarts)
+        elif isinstance(action, WaitBackoff):
+            self._backoff_until = time.monotonic() + action.delay_s
+        elif isinstance(action, MarkServing):
+            self._serving(action.elapsed_s)
+        elif isinstance(action, FailStart):
+            self._fail_start(action.code)
+        elif isinstance(action, Finish):
+            self._finish(action)
+        return None
 
     def _spawn(self) -> None:
         assert self._record is not None
@@ -183,7 +267,9 @@ class Supervisor:
             child = platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
         except OSError as exc:
             raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
-        self._child, self._child_began, self._health_failures = child, time.monotonic(), 0
+        now = time.monotonic()
+        self._child, self._child_began, self._health_failures = child, now, 0
+        self._ready_deadline, self._poll_s = now + self.spec.ready_timeout_s, READY_POLL_FIRST_S
         self.spawned = True
         self._tree_stopped = False
         if self._log is not None:
@@ -191,141 +277,89 @@ class Supervisor:
 
             for stream in (child.stdout, child.stderr):
                 threading.Thread(target=pump, args=(stream, self._log), daemon=True).start()
-        threading.Thread(target=lambda: self._queue.put(("exit", (child.pid, child.wait()))),
+        threading.Thread(target=lambda: self._inbox.put(ChildExited(child.pid, _exit_code(child.wait()))),
                          daemon=True).start()
-        self._update(child=ProcRef.of_pid(child.pid), state="starting", restarts=self._tracker.restarts)
+        self._change(child=ProcRef.of_pid(child.pid), state="starting", restarts=self._tracker.restarts)
         self._event("started")
 
-    def _wait_ready(self, began: float) -> str:
-        """"ready" once the child serves (TCP accept, or HTTP 2xx with --health), "event" when
-        an exit or a stop signal came first, "timeout" at the deadline."""
+    def _ready(self) -> bool:
+        """One readiness check: TCP accept by our own tree, or HTTP 2xx with --health."""
         spec = self.spec
-        deadline = began + spec.ready_timeout_s
         if spec.health:
             from .health import health_url, probe
 
-            url = health_url(spec.health, spec.host, spec.port)
-            ready = ports.wait_until(lambda: probe(url, spec.health_timeout_s).ok, deadline,
-                                     abort=self._has_event)
-        else:
-            ready = ports.wait_until(lambda: ports.accepts(spec.host, spec.port, 0.25) and self._ours_listen(),
-                                     deadline, abort=self._has_event)
-        if ready:
-            return "ready"
-        return "event" if self._has_event() else "timeout"
+            return probe(health_url(spec.health, spec.host, spec.port), spec.health_timeout_s).ok
+        return ports.accepts(spec.host, spec.port, 0.25) and self._ours_listen()
 
     def _ours_listen(self) -> bool:
         """Whoever accepted must be our child's tree, not a process that took the port first."""
         mine = {p.pid for p in descendants(os.getpid())}
         return any(pid in mine for pid, _, _ in platform.listeners(self.spec.port, among=mine))
 
-    def _first_start_failed(self) -> int:
-        """Before it ever served, the child exited or we were told to stop."""
-        kind, value = next(e for e in self._pending if e[0] != "health")
-        if kind == "signal":
-            return self._shutdown(signal.Signals(value).name)
-        code = _exit_code(value[1])
-        self._event("exited", code=code)
+    def _fail_start(self, code: Optional[int]) -> None:
+        """Before it ever served, the child exited (``code``) or was not ready in time."""
+        if code is None:  # the tree still runs: say where it listens instead, if it does
+            elsewhere = ports.listening_ports(p.pid for p in descendants(os.getpid())) - {self.spec.port}
+            raise NotReady(*output.not_ready(self.spec.port, self.spec.host, self.spec.ready_timeout_s,
+                                             sorted(elsewhere)))
         self._diagnose_bind_failure()
         if code:
-            raise ChildExited(*output.exited_early(code), code=code)
-        raise ChildExited(*output.exited_zero_early(), code=1)
+            raise ChildExitedEarly(*output.exited_early(code), code=code)
+        raise ChildExitedEarly(*output.exited_zero_early(), code=1)
 
     def _serving(self, elapsed_s: float) -> None:
         assert self._record is not None and self._child is not None
-        self._update(state="running", reason="")
         self._event("ready", elapsed_ms=round(elapsed_s * 1000, 1))
+        if self._served:
+            return
+        self._served = True
+        self._flush()  # the handshake hands out the record: it names the child
         url = output.instance_url(self.spec.host, self.spec.port)
         self.notify(output.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
         self.on_ready(self._record)
-        if self.spec.health and self._prober is None:
+        if self.spec.health:
             from .health import Prober, health_url
 
             self._prober = Prober(health_url(self.spec.health, self.spec.host, self.spec.port),
                                   self.spec.health_interval_s, self.spec.health_timeout_s,
-                                  lambda result: self._queue.put(("health", result)))
+                                  lambda result: self._inbox.put(ProbeResult(result.ok, result.latency_ms,
+                                                                             result.detail)))
             self._prober.start()
 
-    # ------------------------------------------------------------ the loop
-    def _loop(self) -> int:
-        while True:
-            kind, value = self._take_event(block=True)  # type: ignore[misc]
-            if kind == "signal":
-                return self._shutdown(signal.Signals(value).name)
-            if kind == "health":
-                code = self._on_health(value)
-            elif self._child is not None and value[0] == self._child.pid:
-                code = self._on_exit(_exit_code(value[1]))
-            else:
-                code = None  # the exit of a child we already replaced
-            if code is not None:
-                return code
-
-    def _on_exit(self, code: int) -> Optional[int]:
-        self._event("exited", code=code)
-        self._child = None
-        self._update(last_exit={"code": code, "at": _now_iso(), "reason": "exited"})
-        wanted = self.spec.restart == "always" or (self.spec.restart == "on-failure" and code != 0)
-        if not wanted:
-            self.warn(output.exited(code)[0])
-            return code
-        return self._restart(f"exited with code {code}")
-
-    def _on_health(self, result: Any) -> Optional[int]:  # a health.HealthResult
+    def _note_health(self, noted: NoteHealth) -> None:
+        """Count the probe; rewrite the record only when the verdict changed (or, at most
+        every HEALTH_REFRESH_S, to refresh the latency): probes may come every 0.1 s."""
+        result, self._health_failures = noted.result, noted.failures
+        if noted.event == "health_failed":
+            self._event("health_failed", failures=noted.failures, detail=result.detail)
+        elif noted.event == "health_ok":
+            self._event("health_ok", latency_ms=result.latency_ms)
         assert self._record is not None
-        if self._record.state not in ("running", "unhealthy"):
-            return None  # a probe of a child that is restarting says nothing new
-        health = {"ok": result.ok, "latency_ms": result.latency_ms, "detail": result.detail, "at": _now_iso()}
-        self._update(last_health=health)
-        if result.ok:
-            if self._health_failures:
-                self._health_failures = 0
-                self._update(state="running", reason="")
-                self._event("health_ok", latency_ms=result.latency_ms)
-            return None
-        self._health_failures += 1
-        self._event("health_failed", failures=self._health_failures, detail=result.detail)
-        if self._health_failures < self.spec.health_failures:
-            return None
-        reason = f"{self._health_failures} failed health checks ({result.detail})"
-        if self.spec.restart == "no":
-            self._update(state="unhealthy", reason=reason)
-            return None
-        self._stop_child()
-        self._update(last_exit={"code": None, "at": _now_iso(), "reason": reason})
-        return self._restart(reason)
+        last = self._changes.get("last_health", self._record.last_health) or {}
+        now = time.monotonic()
+        if (last.get("ok"), last.get("detail")) != (result.ok, result.detail) \
+                or now - self._health_written_at >= HEALTH_REFRESH_S:
+            self._health_written_at = now
+            self._change(last_health={"ok": result.ok, "latency_ms": result.latency_ms,
+                                      "detail": result.detail, "at": _now_iso()})
 
-    def _restart(self, reason: str) -> Optional[int]:
-        """Back off, then start the child again; an exit code when we must give up instead."""
+    def _verdict(self, reason: str) -> RestartVerdict:
+        """May the child restart, and when? A stranger on the port or a spent budget refuse."""
         conflict = self._port_conflict()
         if conflict:
-            return self._fatal(conflict, event="port_conflict")
-        uptime = time.monotonic() - self._child_began
-        delay = self._tracker.next_delay(time.monotonic(), uptime)
+            return RestartVerdict(reason, refused=conflict, conflict=True)
+        now = time.monotonic()
+        delay = self._tracker.next_delay(now, now - self._child_began)
         if delay is None:
             policy = self.spec.backoff
-            return self._fatal(output.too_many_restarts(policy.max_restarts, policy.window_s))
-        if delay > 0:  # an immediate restart goes straight to "starting": nothing to show meanwhile
-            self._update(state="backoff", reason=reason, restarts=self._tracker.restarts)
-        self._event("restarting", reason=reason, delay_s=round(delay, 3), restarts=self._tracker.restarts)
-        stop = self._sleep(delay)
-        if stop is not None:
-            return self._shutdown(signal.Signals(stop[1]).name)
-        began = time.monotonic()
-        self._spawn()
-        outcome = self._wait_ready(began)
-        if outcome == "timeout":
-            self._stop_child()
-            return self._restart("not ready in time")
-        if outcome == "ready":
-            self._update(state="running", reason="")
-            self._event("ready", elapsed_ms=round((time.monotonic() - began) * 1000, 1))
-        return None  # on "event", an exit or a signal is pending: the loop handles it
+            return RestartVerdict(reason, refused=output.too_many_restarts(policy.max_restarts, policy.window_s))
+        return RestartVerdict(reason, delay_s=delay)
 
     def _port_conflict(self) -> str:
         """If a process outside our tree holds the port, the child cannot bind: name it.
-        Our own verified orphans are reclaimed instead (the port comes back)."""
-        if not ports.is_busy(self.spec.host, self.spec.port):
+        Our own verified orphans are reclaimed instead (the port comes back). A port that can
+        be bound needs no look at its holders (the fast path after a crash)."""
+        if platform.can_bind(self.spec.host, self.spec.port):
             return ""
         holders = self._foreign_holders()
         if not holders:
@@ -347,21 +381,22 @@ class Supervisor:
             raise PortInUse(*output.port_in_use(self.spec.port, holders, run_dir=str(self.run_dir.path)),
                             holders=tuple(holders))
 
-    def _fatal(self, reason: str, event: str = "fatal") -> int:
-        self._update(state="fatal", reason=reason)
-        if event != "fatal":
-            self._event(event, reason=reason)
-        self._event("fatal", reason=reason)
-        self.warn(output.fatal(self.spec.port, reason))
-        return 1
+    def _finish(self, finish: Finish) -> None:
+        """Leave the loop with ``finish.code``, after the final event."""
+        if finish.event:
+            self._event(finish.event, reason=finish.reason)
+        self._final(finish.kind, finish.reason)
+        if finish.warn:
+            self.warn(output.fatal(self.spec.port, finish.reason) if finish.kind == "fatal"
+                      else output.exited(finish.code)[0])
+        self._exit = finish.code
 
-    def _shutdown(self, why: str) -> int:
-        self.notify(output.stopping(self.spec.port, why))
-        self._update(state="stopping", reason=why)
-        self._event("stopping", reason=why)
-        self._stop_child()
-        self._event("stopped")
-        return 0
+    def _final(self, kind: str, reason: str) -> None:
+        """The last event of every run that took the lock: "stopped" or "fatal", and why."""
+        if self._record is None or self._final_sent:
+            return
+        self._final_sent = True
+        self._event(kind, reason=reason)
 
     def _stop_child(self) -> None:
         """Stop the child's whole tree (group, left-the-group descendants, adopted orphans);
@@ -380,7 +415,7 @@ class Supervisor:
     @contextmanager
     def _signals(self) -> Iterator[None]:
         def record(signum: int, _frame: object) -> None:
-            self._queue.put(("signal", signum))
+            self._inbox.put(StopSignal(signum, signal.Signals(signum).name))
 
         previous = {sig: signal.signal(sig, record) for sig in platform.STOP_SIGNALS}
         try:
@@ -391,84 +426,96 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _take_event(self, block: bool, timeout_s: Optional[float] = None) -> Optional[Event]:
-        """The next event; with ``block``, wait (up to ``timeout_s``, None = for ever)."""
-        if self._pending:
-            return self._pending.pop(0)
+    def _next_event(self) -> Event:
+        """The next event: from the inbox, else the state's own clock (readiness checks while
+        starting, the end of a backoff delay), waiting on the inbox in between."""
+        while True:
+            if self._early:
+                return self._early.pop(0)
+            event = self._inbox.take()
+            if event is not None:
+                return event
+            if self._stop_requested():
+                return StopSignal(int(signal.SIGTERM), "SIGTERM")
+            due = self._due()
+            if due is not None:
+                return due
+            event = self._inbox.take(self._wait_s())
+            if event is not None:
+                return event
+
+    def _due(self) -> Optional[Event]:
+        now = time.monotonic()
+        if self._state is State.STARTING:
+            if self._ready():
+                return Ready(time.monotonic() - self._child_began)
+            if time.monotonic() >= self._ready_deadline:
+                return ReadyTimeout()
+        elif self._state is State.BACKOFF and now >= self._backoff_until:
+            return BackoffElapsed()
+        return None
+
+    def _wait_s(self) -> Optional[float]:
+        """How long the inbox may keep us waiting (None: until an event comes)."""
+        if self._state is State.STARTING:
+            wait: Optional[float] = max(0.0, min(self._poll_s, self._ready_deadline - time.monotonic()))
+            self._poll_s = min(self._poll_s * 2, READY_POLL_MAX_S)
+        elif self._state is State.BACKOFF:
+            wait = max(0.0, self._backoff_until - time.monotonic())
+        else:
+            wait = None
         wake = platform.WAKE_INTERVAL_S
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            step = left if wake is None else (wake if left is None else min(wake, left))
-            try:
-                return self._queue.get(block=block, timeout=step if block else None)
-            except queue.Empty:
-                if self._stop_requested():
-                    return ("signal", int(signal.SIGTERM))
-                if not block or (deadline is not None and time.monotonic() >= deadline):
-                    return None
-
-    def _sleep(self, seconds: float) -> Optional[Event]:
-        """Wait out a backoff delay; only a stop signal (returned) cuts it short. Other
-        events are kept, in order, for the loop."""
-        deadline = time.monotonic() + seconds
-        kept: list[Event] = []
-        try:
-            while time.monotonic() < deadline:
-                event = self._take_event(block=True, timeout_s=deadline - time.monotonic())
-                if event is None:
-                    return None
-                if event[0] == "signal":
-                    return event
-                kept.append(event)
-            return None
-        finally:
-            self._pending[:0] = kept
-
-    def _has_event(self) -> bool:
-        """Moves whatever has happened into the pending list; True if it holds an exit or a
-        stop request (health results do not count)."""
-        while True:
-            try:
-                self._pending.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if self._stop_requested():
-            self._pending.append(("signal", int(signal.SIGTERM)))
-        return any(kind != "health" for kind, _ in self._pending)
+        return wake if wait is None else (wait if wake is None else min(wait, wake))
 
     def _stop_requested(self) -> bool:
         """A stop request that came by file, not by signal (Windows)."""
         token = self._record.token if self._record is not None else ""
         return bool(platform.stop_requested(self.run_dir.path, self.spec.port, token))
 
-    def _stop_signal(self) -> Optional[int]:
-        """A stop signal that has arrived (kept pending), or None."""
-        self._has_event()
-        return next((value for kind, value in self._pending if kind == "signal"), None)
+    def _stop_signal(self) -> Optional[StopSignal]:
+        """A stop signal that has arrived before the child started (kept for the loop)."""
+        self._early += self._inbox.clear()
+        if not self._early and self._stop_requested():
+            self._early.append(StopSignal(int(signal.SIGTERM), "SIGTERM"))
+        return self._early[0] if self._early else None
 
     def _second_signal(self) -> bool:
         """During a stop: has another stop signal arrived? (Exits and probes are not one.)"""
-        while True:
-            event = self._take_event(block=False)
-            if event is None:
-                return False
-            if event[0] == "signal":
-                return True
+        return self._inbox.take_stop() is not None or self._stop_requested()
 
     def _event(self, kind: str, **fields: Any) -> None:
+        """Emit an event (and its line in the log); a failing write (full disk) is dropped:
+        telling must never stop supervising."""
         child = self._child.pid if self._child is not None else None
-        self._events.emit(kind, name=self.spec.name, port=self.spec.port, pid=os.getpid(),
-                          child_pid=child, **fields)
+        try:
+            self._events.emit(kind, name=self.spec.name, port=self.spec.port, pid=os.getpid(),
+                              child_pid=child, **fields)
+        except OSError:
+            pass
         if self._log is not None:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
             self._log.lifecycle(f"{kind} {details}".strip())
 
     # ------------------------------------------------------------ run files and logs
-    def _update(self, **changes: Any) -> None:
+    def _change(self, **changes: Any) -> None:
+        """Stage changes to the record; ``_flush`` writes them."""
+        self._changes.update(changes)
+
+    def _flush(self) -> None:
+        """Write the staged changes, if they change anything; a failing write (full disk) is
+        tolerated: the record catches up on the next one."""
         assert self._record is not None
-        self._record = self._record.updated(**changes)
-        self._write_record()
+        if not self._changes:
+            return
+        record = self._record.updated(**self._changes)
+        self._changes = {}
+        if record == self._record:
+            return
+        self._record = record
+        try:
+            self._write_record()
+        except OSError:
+            pass
 
     def _write_record(self) -> None:
         assert self._record is not None
