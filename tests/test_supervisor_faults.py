@@ -90,8 +90,10 @@ def test_a_restarted_child_not_ready_in_time_is_restarted_again(portctl: Portctl
 
 
 # ------------------------------------------------------------------ 2b: the waiting command goes away
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])  # TERM: `timeout`
-def test_start_d_outlives_the_command_that_waits(portctl: Portctl, tmp_path: Path, sig: int) -> None:
+@pytest.mark.posix_only
+@pytest.mark.parametrize("name", ["SIGINT", "SIGHUP", "SIGTERM", "SIGKILL"])  # TERM: `timeout`
+def test_start_d_outlives_the_command_that_waits(portctl: Portctl, tmp_path: Path, name: str) -> None:
+    sig = getattr(signal, name)  # not at import: Windows has no SIGHUP
     port, go = unused_port(), tmp_path / "go"
     waiting = portctl.launch("start", "-d", "--port", port, "--name", "api",
                              "--", *app("hanger", "{port}", "--listen-when", go))
