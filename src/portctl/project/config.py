@@ -53,6 +53,16 @@ def find_project(start: Path) -> Optional[Project]:
     return None
 
 
+def require_project(start: Path) -> Project:
+    """The project of ``start`` (see find_project); BadInput (exit 2) when there is none."""
+    project = find_project(start)
+    if project is None:
+        raise BadInput(f"no project file in {start} or above",
+                       f"write a {PROJECT_FILE} (see docs/projects.md), [tool.portctl] in "
+                       f"{PYPROJECT}, or a {PROCFILE}")
+    return project
+
+
 def load_project(file: Path) -> Project:
     """The project described by ``file`` (a portctl.toml, a pyproject.toml, or a Procfile)."""
     file = file.resolve()
