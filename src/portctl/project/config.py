@@ -137,7 +137,7 @@ class _Lines:
                 continue
             rest = ".".join(path[cut:])
             if not rest:
-                return start + 1
+                return max(start + 1, 1)
             for i in range(start + 1, self._next_header(start)):
                 key = _norm(self.lines[i].split("=")[0]) if "=" in self.lines[i] else ""
                 if key and (key == rest or rest.startswith(key + ".") or key.startswith(rest + ".")):
