@@ -79,8 +79,16 @@ def test_found_upward_from_a_subdirectory(tmp_path: Path) -> None:
     assert found.file == (tmp_path / "portctl.toml").resolve()
 
 
+def no_project_above(path: Path) -> None:
+    for directory in [path, *path.parents]:
+        for name in ("portctl.toml", "pyproject.toml", "Procfile"):
+            if (directory / name).exists():
+                pytest.skip(f"{directory / name} exists above the test's directory")
+
+
 def test_nothing_found_is_none(tmp_path: Path) -> None:
-    assert find_project(tmp_path) is None or find_project(tmp_path).root != tmp_path
+    no_project_above(tmp_path)
+    assert find_project(tmp_path) is None
 
 
 def test_pyproject_tool_portctl_and_lines_under_its_prefix(tmp_path: Path) -> None:
@@ -456,9 +464,10 @@ def test_config_check_points_at_the_line(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_config_without_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_project_above(tmp_path)
     result = invoke(["show"], tmp_path, monkeypatch)
-    if find_project(tmp_path) is None:
-        assert result.exit_code == 2 and "no project file in" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith(f"portctl: error: no project file in {tmp_path} or above (")
 
 
 def test_config_show_json_and_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional
 
 from ..backoff import BackoffPolicy
 from ..errors import BadInput
@@ -32,7 +32,7 @@ PROCFILE_STEP = 100
 RESTART_MODES = ("no", "on-failure", "always")
 _SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?~\\\n]|^\w+=")
 # a file key's converter: (loader, key path, raw value) -> the Service field's value
-_Convert = Callable[[Any, Tuple[str, ...], Any], Any]
+_Convert = Callable[[Any, tuple[str, ...], Any], Any]
 
 
 class ConfigError(BadInput):
@@ -246,9 +246,10 @@ def _port_range(ld: _Loader, path: tuple[str, ...], value: Any) -> tuple[int, in
 
 
 def _host(ld: _Loader, path: tuple[str, ...], value: Any) -> str:
-    if not _string(ld, path, value).strip():
+    host = _string(ld, path, value).strip()
+    if not host:
         raise ld.fail(path, "is empty")
-    return value.strip()
+    return host
 
 
 def _env(ld: _Loader, path: tuple[str, ...], value: Any) -> dict[str, str]:
@@ -275,14 +276,16 @@ def _env_files(ld: _Loader, path: tuple[str, ...], value: Any) -> tuple[Path, ..
 
 
 def _health(ld: _Loader, path: tuple[str, ...], value: Any) -> str:
-    if _string(ld, path, value) and not value.startswith(("/", "http://", "https://", "{services.")):
+    health = _string(ld, path, value)
+    if health and not health.startswith(("/", "http://", "https://", "{services.")):
         raise ld.fail(path, f"must be a path (/health) or an http(s) URL, not {value!r}")
-    return value
+    return health
 
 
 def _stop_signal(ld: _Loader, path: tuple[str, ...], value: Any) -> str:
     name = _string(ld, path, value).upper()
-    name = name[3:] if name.startswith("SIG") else name
+    if name.startswith("SIG"):
+        name = name[3:]
     if name not in STOP_SIGNALS:
         raise ld.fail(path, f"must be one of {', '.join(STOP_SIGNALS)}, not {value!r}",
                       did_you_mean(name, STOP_SIGNALS))
@@ -413,7 +416,7 @@ class _Loader:
                 if dep not in names:
                     raise self.fail(path + ("depends_on",), f"unknown service {dep!r}",
                                     did_you_mean(dep, names) or f"services: {', '.join(names)}")
-            texts = [(path + ("command",), arg) for arg in service.command]
+            texts: list[tuple[tuple[str, ...], str]] = [(path + ("command",), a) for a in service.command]
             texts += [(path + ("health",), service.health)]
             texts += [(path + ("env", key), value) for key, value in service.env.items()]
             for where, text in texts:

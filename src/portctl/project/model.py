@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
+from typing import Iterable, Mapping, NamedTuple, Optional
 
 from ..backoff import BackoffPolicy
 from ..errors import BadInput
@@ -30,21 +30,21 @@ class Service(NamedTuple):
     default of the mode (``on-failure`` detached, else ``no``)."""
 
     name: str
-    command: Tuple[str, ...]
+    command: tuple[str, ...]
     cwd: Path
     port: int = AUTO
-    port_range: Optional[Tuple[int, int]] = None
+    port_range: Optional[tuple[int, int]] = None
     host: str = DEFAULT_HOST
-    env: Dict[str, str] = {}
-    env_files: Tuple[Path, ...] = ()
-    file_env: Dict[str, str] = {}
+    env: dict[str, str] = {}
+    env_files: tuple[Path, ...] = ()
+    file_env: dict[str, str] = {}
     health: str = ""
     ready_timeout_s: float = 30.0
     restart: str = ""
     grace_s: float = 5.0
     stop_signal: str = "TERM"
-    depends_on: Dict[str, str] = {}  # NAME -> started | ready | healthy
-    sweep: Tuple[str, ...] = ()  # Python regexes matched against command lines
+    depends_on: dict[str, str] = {}  # NAME -> started | ready | healthy
+    sweep: tuple[str, ...] = ()  # Python regexes matched against command lines
     health_interval_s: float = 10.0
     health_timeout_s: float = 1.0
     health_failures: int = 3
@@ -96,10 +96,10 @@ class Project(NamedTuple):
 
     root: Path
     file: Path
-    services: Tuple[Service, ...]
-    dotenv: Dict[str, str] = {}
+    services: tuple[Service, ...]
+    dotenv: dict[str, str] = {}
 
-    def names(self) -> Tuple[str, ...]:
+    def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.services)
 
     def service(self, name: str) -> Service:
@@ -124,13 +124,13 @@ class Project(NamedTuple):
                 chosen.extend(edges[name])
         return seen
 
-    def start_order(self, names: Iterable[str] = ()) -> Tuple[Tuple[str, ...], ...]:
+    def start_order(self, names: Iterable[str] = ()) -> tuple[tuple[str, ...], ...]:
         """Levels of service names: each level depends only on earlier ones, so its services
         may start in parallel; each level sorted by name. ``names`` (default all) come with
         their dependencies. BadInput on a cycle (``config`` refuses those earlier)."""
         todo = self.selection(names)
         needs = {n: set(self.service(n).depends_on) & todo for n in todo}
-        levels: list[Tuple[str, ...]] = []
+        levels: list[tuple[str, ...]] = []
         while needs:
             ready = tuple(sorted(n for n, deps in needs.items() if not deps))
             if not ready:
@@ -142,7 +142,7 @@ class Project(NamedTuple):
                 deps.difference_update(ready)
         return tuple(levels)
 
-    def stop_order(self, names: Iterable[str] = ()) -> Tuple[Tuple[str, ...], ...]:
+    def stop_order(self, names: Iterable[str] = ()) -> tuple[tuple[str, ...], ...]:
         """The start order reversed: dependents first. ``names`` (default all) come with every
         service that depends on them, which stops before them."""
         chosen = self.selection(names, dependents=True)

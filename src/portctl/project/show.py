@@ -53,7 +53,8 @@ def lines(project: Project) -> list[str]:
             out.append("  depends on: " + ", ".join(f"{n} ({c})" for n, c in item["depends_on"].items()))
         if item["health"]:
             out.append(f"  health: {item['health']}")
-        out.append(f"  restart: {item['restart'] or 'no (on-failure with -d)'}  grace: {item['grace_s']:g} s  stop signal: {item['stop_signal']}")
+        restart = item["restart"] or "no (on-failure with -d)"
+        out.append(f"  restart: {restart}  grace: {item['grace_s']:g} s  stop signal: {item['stop_signal']}")
         if item["sweep"]:
             out.append(f"  sweep: {', '.join(item['sweep'])}")
         if item["env"]:
