@@ -115,7 +115,7 @@ def test_pyproject_tool_portctl_and_lines_under_its_prefix(tmp_path: Path) -> No
 
 def test_a_pyproject_without_tool_portctl_is_passed_over(tmp_path: Path) -> None:
     example(tmp_path)
-    write(tmp_path / "pkg" / "pyproject.toml", '[project]\nname = "pkg"\n')
+    write(tmp_path / "pkg" / "pyproject.toml", '[project]\nname = "pkg"  # not in [tool.portctl]\n')
     found = find_project(tmp_path / "pkg")
     assert found is not None and found.file.name == "portctl.toml"
 

@@ -31,6 +31,7 @@ PROCFILE_FIRST_PORT = 5000  # foreman's: entry i prefers 5000 + 100 * i, then th
 PROCFILE_STEP = 100
 RESTART_MODES = ("no", "on-failure", "always")
 _SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?~\\\n]|^\w+=")
+_TOOL_TABLE = re.compile(r"^[ \t]*\[[ \t]*tool[ \t]*\.[ \t]*portctl[ \t]*[\].]", re.MULTILINE)
 # a file key's converter: (loader, key path, raw value) -> the Service field's value
 _Convert = Callable[[Any, tuple[str, ...], Any], Any]
 
@@ -87,7 +88,7 @@ def _project_file(directory: Path) -> Optional[Path]:
     pyproject = directory / PYPROJECT
     if pyproject.is_file():
         try:
-            if "tool.portctl" in pyproject.read_text(encoding="utf-8"):
+            if _TOOL_TABLE.search(pyproject.read_text(encoding="utf-8")):
                 return pyproject
         except (OSError, UnicodeDecodeError):
             pass
