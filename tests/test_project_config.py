@@ -506,3 +506,17 @@ def test_config_check_as_a_real_process_from_a_subdirectory(tmp_path: Path, spaw
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "    API=http://127.0.0.1:8765" in out and "    PORTCTL_API_PORT=8765" in out
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    doc = (SRC.parent / "docs" / "projects.md").read_text()
+    text = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "frontend").mkdir()
+    project = load(tmp_path, text)
+    assert project.start_order() == (("api",), ("web",))
+    env = project.environment("web", {"api": 1421, "web": 5173}, {})
+    assert env["VITE_API_URL"] == "http://127.0.0.1:1421"
+    broken = text.replace('depends_on = { api = "healthy" }', 'depends_on = { apii = "healthy" }')
+    err = error(tmp_path, broken)
+    assert f"portctl.toml:{err.line}: services.web.depends_on: unknown service 'apii'" in doc
