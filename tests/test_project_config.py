@@ -384,6 +384,10 @@ def test_placeholders_and_portctl_variables(tmp_path: Path) -> None:
     assert (spec.port, spec.auto_port, spec.port_range, spec.name) == (5173, False, None, "web")
     assert dict(spec.env or ())["PORTCTL_API_URL"] == "http://127.0.0.1:1425"
     assert spec.cwd == str((tmp_path / "web").resolve()) and spec.grace_s == 3.0
+    node = tmp_path / "bin" / "node"
+    write(node, "#!/bin/sh\n").chmod(0o755)
+    spec = project.spec("web", ports, {"PATH": str(node.parent)})
+    assert spec.executable == str(node) and spec.argv()[0] == str(node)  # resolved as `start` records it
 
 
 def test_substitute_leaves_the_rest() -> None:

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, NamedTuple, Optional
 
 from ..backoff import BackoffPolicy
 from ..errors import BadInput
-from ..spec import ServerSpec
+from ..spec import ServerSpec, resolve_executable
 
 AUTO = 0  # Service.port when any free port will do ("auto")
 CONDITIONS = ("started", "ready", "healthy")  # depends_on conditions, as Compose's
@@ -69,7 +69,9 @@ class Service(NamedTuple):
         """The ServerSpec the supervisor runs for this service. ``values`` are the placeholder
         values (``Project.placeholder_values``); ``env`` the whole child environment (None:
         inherit the supervisor's). ``port`` fixes the port (no other is tried: dependents were
-        told this one); None keeps the service's own choice (fixed, or auto from its range)."""
+        told this one); None keeps the service's own choice (fixed, or auto from its range).
+        Given ``env``, the command's first word is resolved against its PATH and the service's
+        cwd, as `start` records it: a restart runs the same program."""
         if port is not None:
             spec_port, port_range, auto = port, None, False
         elif self.auto:
@@ -78,9 +80,11 @@ class Service(NamedTuple):
         else:
             spec_port, port_range, auto = self.port, self.port_range, False
         restart = self.restart or ("on-failure" if detached else "no")
+        command = tuple(substitute(arg, values) for arg in self.command)
+        executable = "" if env is None else resolve_executable(command[0], env, str(self.cwd))
         return ServerSpec(
             port=spec_port, host=self.host, name=self.name,
-            command=tuple(substitute(arg, values) for arg in self.command),
+            command=command, executable=executable,
             grace_s=self.grace_s, ready_timeout_s=self.ready_timeout_s, auto_port=auto,
             port_range=port_range, detached=detached, restart=restart,
             health=substitute(self.health, values), health_interval_s=self.health_interval_s,
