@@ -193,7 +193,8 @@ def test_depends_on_as_a_list_means_ready(tmp_path: Path) -> None:
     ('[services.api]\ncommand = "x"\nready-timeout = 1\n', 3, "services.api.ready-timeout",
      "did you mean 'ready_timeout'"),
     ('[default]\ngrace = 1\n[services.a]\ncommand = "x"\n', 1, "default", "did you mean 'defaults'"),
-    ('[defaults]\ncommand = "x"\n[services.a]\ncommand = "x"\n', 2, "defaults.command", "unknown key"),
+    ('[defaults]\ncommand = "x"\n[services.a]\ncommand = "x"\n', 2, "defaults.command",
+     "not a project-wide setting (set command in each [services.NAME] table"),
     ('[services.api]\ncommand = "x"\nport = "abc"\n', 3, "services.api.port", 'or "auto"'),
     ('[services.api]\ncommand = "x"\nport = 70000\n', 3, "services.api.port", "1-65535"),
     ('[services.api]\ncommand = "x"\nport_range = "9-1"\n', 3, "services.api.port_range", "LOW-HIGH"),
@@ -227,7 +228,7 @@ def test_each_error_names_file_line_and_key(tmp_path: Path, text: str, line: int
                                             words: str) -> None:
     err = error(tmp_path, text)
     assert (err.line, err.key) == (line, key), err.message
-    assert words in err.message + " " + err.hint
+    assert words in f"{err.message} ({err.hint})"
     assert err.message.startswith(f"{tmp_path.resolve() / 'portctl.toml'}:{line}: ")
     assert "\n" not in err.message
 
@@ -448,6 +449,12 @@ def test_unknown_names_in_the_api(tmp_path: Path) -> None:
 def invoke(args: list[str], where: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(where)
     return CliRunner().invoke(cli, ["--run-dir", str(where), "config", *args])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["check", "--help"], ["show", "--help"]])
+def test_config_help(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = invoke(args, tmp_path, monkeypatch)
+    assert result.exit_code == 0 and "Usage" in result.output
 
 
 def test_config_check_from_a_subdirectory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -359,6 +359,10 @@ class _Loader:
     def project(self, data: dict[str, Any]) -> Project:
         self.known(data, (), ("defaults", "services"))
         defaults = self.table(data, ("defaults",))
+        for key in SERVICE_ONLY:
+            if key in defaults:
+                raise self.fail(("defaults", key), "not a project-wide setting",
+                                f"set {key} in each [services.NAME] table")
         self.known(defaults, ("defaults",), [k for k in KEYS if k not in SERVICE_ONLY])
         base = self.fields(defaults, ("defaults",))
         tables = self.table(data, ("services",))
