@@ -456,6 +456,36 @@ def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], h
     output.say(str(find_free_port(preferred, port_range, host)))
 
 
+@cli.group()
+def config() -> None:
+    """Check or show the project file (portctl.toml, [tool.portctl] in pyproject.toml, or a
+    Procfile) found here or above."""
+
+
+@config.command(name="check")
+def config_check() -> None:
+    """Validate the project file: one summary line, or the first problem with its line (exit 2)."""
+    from .project.config import require_project
+    from .project.show import summary
+
+    output.say(summary(require_project(Path.cwd())))
+
+
+@config.command(name="show")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def config_show(as_json: bool) -> None:
+    """Print the resolved project: services, ports, environment (secrets masked), start order."""
+    from .project.config import require_project
+    from .project.show import describe, lines
+
+    project = require_project(Path.cwd())
+    if as_json:
+        output.emit_json(describe(project))
+        return
+    for line in lines(project):
+        output.say(line)
+
+
 def main() -> None:
     """Console entry point: this process is portctl's own, and ends when the command does."""
     global _OWN_PROCESS
