@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import portctl as lib
-from portctl.events import read_events
+from support.events import read_events
 from conftest import Portctl, accepts, app, finish, wait_file, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from portctl.events import EventLog, events_file, read_events
+from portctl.events import EventLog, events_file
+from support.events import read_events
 
 
 def test_events_append_in_order(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional
 import psutil
 import pytest
 
-from portctl.events import read_events
+from support.events import read_events
 
 from conftest import APPS, Popen, Portctl, accepts, app, finish, free_ports, unused_port
 

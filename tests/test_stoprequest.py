@@ -1,6 +1,6 @@
 """Stop requests by file (how `stop` reaches a Windows supervisor): only a request naming this
 supervisor's pid and its instance token is taken; any other is removed without effect.
-File logic only: the Windows wake-up loop that calls it is exercised on Windows CI."""
+File logic only: the Windows wake-up loop that calls it has not run anywhere yet (no Windows run)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,8 +1,8 @@
 """Windows process and socket primitives: the surface of ``_posix``
 (``_platform_protocol.Platform``).
 
-Written against the documented Win32 and psutil behaviour; exercised by the Windows
-CI job, not on the Linux machine where the rest of portctl is verified.
+Written against the documented Win32 and psutil behaviour; not yet run on Windows (the
+CI matrix has a Windows job that has never run): only the Linux machine has verified portctl.
 """
 from __future__ import annotations
 

@@ -51,12 +51,6 @@ class PortLock:
             fd, self._fd = self._fd, None
             platform.unlock(fd)
 
-    def __enter__(self) -> PortLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
 
 def is_held(path: Path) -> bool:
     """Whether a live process holds the lock at ``path`` (never creates the file).

@@ -201,11 +201,6 @@ def wait_until(predicate: Callable[[], bool], deadline: float,
         delay = min(delay * 2, _POLL_MAX_S)
 
 
-def wait_accepting(host: str, port: int, deadline: float,
-                   abort: Callable[[], bool] = lambda: False) -> bool:
-    return wait_until(lambda: accepts(host, port, 0.25), deadline, abort)
-
-
 def refuses(host: str, port: int, timeout_s: float = 0.25) -> bool:
     """One connection attempt: True only if nothing could accept it. A timeout (a listener
     whose backlog is full drops the handshake) is no refusal: something holds the port."""

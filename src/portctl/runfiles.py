@@ -179,13 +179,11 @@ class RunDir:
     def write_record(self, record: Record) -> None:
         write_atomic(self.record_file(record.spec.port), json.dumps(record.to_dict(), indent=2) + "\n")
 
-    def remove(self, port: int, *, lock_file: bool = False) -> list[Path]:
-        """Remove the pid file and record (and the lock file if asked); return what was removed."""
-        paths = [self.pid_file(port), self.record_file(port)]
-        if lock_file:
-            paths.append(self.lock_file(port))
+    def remove(self, port: int) -> list[Path]:
+        """Remove the pid file and record (never the lock file: see ``lock``); return what was
+        removed."""
         removed = []
-        for path in paths:
+        for path in [self.pid_file(port), self.record_file(port)]:
             try:
                 path.unlink()
             except (FileNotFoundError, NotADirectoryError):  # a run dir that is a file holds nothing
