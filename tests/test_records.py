@@ -85,3 +85,34 @@ def test_asdict_is_recursive_and_copies_containers() -> None:
 
 def test_repr_names_every_field() -> None:
     assert repr(Point(1, label="a")) == "Point(x=1, y=0, label='a')"
+
+
+class Wide(Frozen, kw_only=True):
+    a: int
+    b: int = 0
+
+
+class WideChild(Wide):
+    c: int = 0
+
+
+@pytest.mark.parametrize("call", [lambda: Wide(1), lambda: Wide(1, 2), lambda: WideChild(1, 2, a=0)])
+def test_kw_only_fields_refuse_positions(call: object) -> None:
+    with pytest.raises(TypeError, match="keyword-only"):
+        call()  # type: ignore[operator]
+
+
+def test_kw_only_fields_by_keyword_and_a_subclass_own_fields_by_position() -> None:
+    assert Wide(a=1, b=2) == replace(Wide(a=1), b=2)
+    child = WideChild(3, a=1)  # like dataclasses: only the class that says kw_only is keyword-only
+    assert (child.a, child.b, child.c) == (1, 0, 3)
+
+
+@pytest.mark.parametrize("wide", ["portctl.runfiles.Record", "portctl.spec.ServerSpec",
+                                  "portctl.ports.Holder", "portctl._platform_types.ProcessInfo"])
+def test_portctls_wide_records_are_keyword_only(wide: str) -> None:
+    import importlib
+
+    module, name = wide.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    assert cls._positional == ()

@@ -15,8 +15,8 @@ from portctl.spec import ServerSpec
 
 def record(port: int = 8001, **changes: object) -> Record:
     spec = ServerSpec(port=port, command=("srv", "{port}"), name="api")
-    base = Record(spec, ProcRef(123, 1000.5), ProcRef(124, 1001.25), "2026-01-01T00:00:00+00:00",
-                  "/tmp/x", "tok", "running")
+    base = Record(spec=spec, supervisor=ProcRef(123, 1000.5), child=ProcRef(124, 1001.25),
+                  started_at="2026-01-01T00:00:00+00:00", run_dir="/tmp/x", token="tok", state="running")
     return base.updated(**changes)
 
 

@@ -75,7 +75,8 @@ def record_json(port: int, command: list[str]) -> str:
     """A well-formed record of a dead instance on ``port`` that would run ``command``."""
     spec = ServerSpec(port=port, command=tuple(command))
     dead = ProcRef(2 ** 22 - 1, 1.0)
-    record = Record(spec, dead, None, "2026-01-01T00:00:00+00:00", "/nowhere", "0" * 32, "running")
+    record = Record(spec=spec, supervisor=dead, child=None, started_at="2026-01-01T00:00:00+00:00",
+                    run_dir="/nowhere", token="0" * 32, state="running")
     return json.dumps(record.to_dict())
 
 

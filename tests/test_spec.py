@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from portctl import spec as spec_module
+from portctl._record import fields
+from portctl.backoff import BackoffPolicy
 from portctl.spec import ServerSpec, demo_command
 
 
@@ -47,3 +52,44 @@ def test_names_derived_from_command() -> None:
 def test_round_trip_through_dict(port: int, host: str, command: list[str], grace: float) -> None:
     spec = ServerSpec(port=port, host=host, command=tuple(command), grace_s=grace)
     assert ServerSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_every_field_has_its_own_decoder() -> None:
+    """Issue 10 item 5: a record's values are checked per field, not against the type of the
+    field's default (which rejects the None of an Optional field)."""
+    assert set(spec_module.FIELD_DECODERS) == set(fields(ServerSpec))
+    assert set(spec_module.BACKOFF_DECODERS) == set(fields(BackoffPolicy))
+
+
+def test_every_field_round_trips_with_values_other_than_its_default() -> None:
+    spec = ServerSpec(port=9001, host="::1", command=("srv", "{port}"), name="api", grace_s=2,
+                      ready_timeout_s=3.5, auto_port=True, port_range=(9001, 9010), detached=True,
+                      restart="always", health="/health", health_interval_s=2, health_timeout_s=0.5,
+                      health_failures=5, backoff=BackoffPolicy(initial_s=2, max_restarts=3),
+                      log_max_bytes=1024, log_backups=2, cwd="/srv", executable="/usr/bin/srv",
+                      env=(("A", "1"),))
+    assert ServerSpec.from_dict(spec.to_dict(with_env=True)) == spec
+
+
+@pytest.mark.parametrize("name", ["port_range", "env"])
+def test_an_optional_field_accepts_null(name: str) -> None:
+    data = {**ServerSpec(port=9001, command=("x",)).to_dict(), name: None}
+    assert getattr(ServerSpec.from_dict(data), name) is None
+    assert spec_module.FIELD_DECODERS[name](name, None) is None
+
+
+@pytest.mark.parametrize("name, value", [
+    ("port", "8000"), ("port", True), ("host", 1), ("command", "srv"), ("command", [1]),
+    ("grace_s", "5"), ("grace_s", False), ("auto_port", 1), ("port_range", [1]),
+    ("port_range", [1, "2"]), ("port_range", 5), ("env", {"A": 1}), ("env", ["A"]),
+    ("backoff", []), ("backoff", {"max_restarts": 1.5}), ("health_failures", 3.0),
+])
+def test_a_value_of_the_wrong_type_is_refused(name: str, value: Any) -> None:
+    data = {**ServerSpec(port=9001, command=("x",)).to_dict(), name: value}
+    with pytest.raises((TypeError, ValueError)):
+        ServerSpec.from_dict(data)
+
+
+def test_a_wide_spec_is_built_by_keyword_only() -> None:
+    with pytest.raises(TypeError, match="keyword-only"):
+        ServerSpec(8000, "127.0.0.1")  # type: ignore[misc]

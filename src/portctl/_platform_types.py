@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     Listener = Tuple[Optional[int], str, str]
 
 
-class ProcessInfo(Frozen):
+class ProcessInfo(Frozen, kw_only=True):
     """What `who` shows of a process (read from /proc on Linux, through psutil elsewhere)."""
 
     pid: int

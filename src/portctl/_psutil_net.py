@@ -21,10 +21,11 @@ def describe(pid: int) -> Optional[ProcessInfo]:
     with proc.oneshot():
         env = _ask(proc.environ, {})
         return ProcessInfo(
-            pid, _ask(proc.name, "?"), _ask(proc.username, "?"), tuple(_ask(proc.cmdline, [])),
-            _ask(proc.cwd, None), _ask(proc.create_time, None),
-            tuple((p.pid, _ask(p.name, "?")) for p in _ask(proc.parents, [])),
-            {k: v for k, v in env.items() if k.startswith("PORTCTL_")},
+            pid=pid, name=_ask(proc.name, "?"), username=_ask(proc.username, "?"),
+            cmdline=tuple(_ask(proc.cmdline, [])), cwd=_ask(proc.cwd, None),
+            create_time=_ask(proc.create_time, None),
+            parents=tuple((p.pid, _ask(p.name, "?")) for p in _ask(proc.parents, [])),
+            environ={k: v for k, v in env.items() if k.startswith("PORTCTL_")},
         )
 
 

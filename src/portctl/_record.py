@@ -24,20 +24,26 @@ else:
 class Frozen:
     """Subclass and annotate the fields; a field with a class-level value has that default.
     Names starting with ``_`` are not fields. ``__post_init__`` may normalise or validate
-    (with ``object.__setattr__``), as in a frozen dataclass."""
+    (with ``object.__setattr__``), as in a frozen dataclass. ``class R(Frozen, kw_only=True)``
+    makes R's own fields keyword-only, as ``dataclass(kw_only=True)`` does: wide records are
+    built by name, never by position."""
 
     _fields: ClassVar[tuple[str, ...]] = ()
+    _positional: ClassVar[tuple[str, ...]] = ()  # the fields that may be given by position
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, kw_only: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = [name for name in cls.__dict__.get("__annotations__", {}) if not name.startswith("_")]
-        cls._fields = cls._fields + tuple(name for name in own if name not in cls._fields)
+        new = tuple(name for name in own if name not in cls._fields)
+        cls._fields = cls._fields + new
+        cls._positional = cls._positional + (() if kw_only else new)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         name = type(self).__name__
-        if len(args) > len(self._fields):
-            raise TypeError(f"{name} takes at most {len(self._fields)} fields, got {len(args)}")
-        values = dict(zip(self._fields, args))
+        if len(args) > len(self._positional):
+            raise TypeError(f"{name} takes at most {len(self._positional)} fields by position, got {len(args)}"
+                            + (" (the others are keyword-only)" if len(self._positional) < len(self._fields) else ""))
+        values = dict(zip(self._positional, args))
         for key, value in kwargs.items():
             if key not in self._fields or key in values:
                 raise TypeError(f"{name} got an unexpected or repeated field {key!r}")

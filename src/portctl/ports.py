@@ -15,7 +15,7 @@ _POLL_FIRST_S = 0.005
 _POLL_MAX_S = 0.01  # short waits (ready, stop): latency matters more than a few wake-ups
 
 
-class Holder(Frozen):
+class Holder(Frozen, kw_only=True):
     """A process listening on a port (pid None: the kernel shows the socket, not its owner).
 
     ``instance`` is set when the process was started by a portctl instance:
@@ -58,8 +58,8 @@ def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holde
     where: dict[str, Any] = {"address": address, "family": family, "port": port, "scope": _scope(address)}
     info = platform.describe(pid) if pid is not None else None
     if info is None:
-        return Holder(pid, "?", "?", (), **where)
-    return Holder(pid, info.name, info.username, info.cmdline, cwd=info.cwd,
+        return Holder(pid=pid, name="?", username="?", cmdline=(), **where)
+    return Holder(pid=pid, name=info.name, username=info.username, cmdline=info.cmdline, cwd=info.cwd,
                   started_at=_iso(info.create_time), parents=info.parents,
                   instance=instance_of(info.environ), **where)
 

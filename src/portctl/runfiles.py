@@ -30,7 +30,7 @@ _PID_TEXT = re.compile(rb"\A([1-9][0-9]{0,9})\n?\Z")
 _RUN_FILE = re.compile(r"\A\.server_([0-9]{1,5})\.(pid|json|lock)\Z")
 
 
-class Record(Frozen):
+class Record(Frozen, kw_only=True):
     """Everything known about one instance, written by its supervisor."""
 
     spec: ServerSpec

@@ -11,7 +11,7 @@ from .errors import BadInput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping, Optional
+    from typing import Any, Callable, Mapping, Optional
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -56,7 +56,7 @@ def demo_command() -> tuple[str, ...]:
     return (sys.executable, "-m", "portctl.demo", "--host", "{host}", "--port", "{port}")
 
 
-class ServerSpec(Frozen):
+class ServerSpec(Frozen, kw_only=True):
     """A server to supervise: its name, address, command, and how to stop, probe and restart it.
 
     ``command`` may contain ``{port}`` and ``{host}``; they are substituted at launch.
@@ -167,52 +167,84 @@ class ServerSpec(Frozen):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerSpec:
         """Rebuild a spec from a record; raises ValueError/TypeError on bad shapes.
-        Fields a record lacks (written by an older portctl) keep their defaults."""
-        defaults = cls(command=("x",))
-        kwargs: dict[str, Any] = {}
-        for name in fields(cls):
-            if name in data:
-                kwargs[name] = _typed(name, data[name], getattr(defaults, name))
+        Each value is checked by its field's decoder (``FIELD_DECODERS``); fields a record
+        lacks (written by an older portctl) keep their defaults, others are ignored."""
+        kwargs = {name: FIELD_DECODERS[name](name, data[name]) for name in fields(cls) if name in data}
         if "port" not in kwargs or "command" not in kwargs:
             raise KeyError("port and command are required")
         return cls(**kwargs)
 
 
-def _typed(name: str, value: Any, default: Any) -> Any:
-    """``value`` checked against the type of the field's default (records are untrusted)."""
-    if name == "command":
-        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-            raise ValueError("command must be a list of strings")
-        return tuple(value)
-    if name == "env":
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ValueError("env must be an object of strings")
-        return tuple(sorted(value.items()))
-    if name == "port_range":
-        if value is None:
-            return None
-        low, high = value
-        return (_int(low), _int(high))
-    if isinstance(default, BackoffPolicy):
-        if not isinstance(value, dict):
-            raise ValueError("backoff must be an object")
-        return BackoffPolicy(**{k: _typed(k, v, getattr(default, k)) for k, v in value.items()
-                                if k in fields(default)})
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be a boolean")
-        return value
-    if isinstance(default, int):
-        return _int(value)
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number")
-        return float(value)
+# ---------------------------------------------------------------- decoding records
+# Records are untrusted JSON: each field has a decoder, (field name, JSON value) -> the
+# field's value, raising TypeError or ValueError. ``__post_init__`` then checks the ranges.
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a boolean")
+    return value
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer")
+    return value
+
+
+def _float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number")
+    return float(value)
+
+
+def _str(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string")
     return value
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _port_range(name: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{name} must be a list of two ports")
+    return (_int(name, value[0]), _int(name, value[1]))
+
+
+def _env(name: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"{name} must be an object of strings")
+    return tuple(sorted(value.items()))
+
+
+def _optional(decode: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    """``decode`` for an Optional field: null is None."""
+    return lambda name, value: None if value is None else decode(name, value)
+
+
+BACKOFF_DECODERS: dict[str, Callable[[str, Any], Any]] = {
+    "initial_s": _float, "factor": _float, "max_s": _float, "reset_after_s": _float,
+    "max_restarts": _int, "window_s": _float, "jitter": _float,
+}
+
+
+def _backoff(name: str, value: Any) -> BackoffPolicy:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object")
+    return BackoffPolicy(**{k: BACKOFF_DECODERS[k](k, v) for k, v in value.items() if k in BACKOFF_DECODERS})
+
+
+FIELD_DECODERS: dict[str, Callable[[str, Any], Any]] = {
+    "port": _int, "host": _str, "command": _strings, "name": _str,
+    "grace_s": _float, "ready_timeout_s": _float, "auto_port": _bool,
+    "port_range": _optional(_port_range), "detached": _bool, "restart": _str,
+    "health": _str, "health_interval_s": _float, "health_timeout_s": _float, "health_failures": _int,
+    "backoff": _backoff, "log_max_bytes": _int, "log_backups": _int,
+    "cwd": _str, "executable": _str, "env": _optional(_env), "auto_name": _bool,
+}
 
 
 def default_restart(detached: bool) -> str:
@@ -302,8 +334,3 @@ def _clean(word: str) -> str:
     """``word`` made a valid name: other characters become ``-``, no leading ``.`` or ``-``."""
     return _NAME_OK.sub("-", word).lstrip(".-").rstrip("-")[:_NAME_MAX] or "server"
 
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError("expected an integer")
-    return value

@@ -174,8 +174,9 @@ class Supervisor:
     def _write_files(self) -> None:
         me = psutil.Process()
         log = str(self.run_dir.log_file(self.spec.name)) if self.spec.detached else None
-        self._record = Record(self.spec, ProcRef.of(me), None, _now_iso(), str(self.run_dir.path),
-                              os.urandom(16).hex(), "starting", log=log)
+        self._record = Record(spec=self.spec, supervisor=ProcRef.of(me), child=None, started_at=_now_iso(),
+                              run_dir=str(self.run_dir.path), token=os.urandom(16).hex(), state="starting",
+                              log=log)
         self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
         self.run_dir.write_spec(self.spec)
