@@ -94,9 +94,9 @@ def test_who_lists_every_worker_of_a_dead_master(portctl: Portctl, spawn, strays
     if shutil.which("ss"):
         assert ss_pids(port) == set(workers)
     import portctl as library
-    from portctl import _psutil_net
+    from portctl import _psutil_readers
 
-    assert {pid for pid, _, _ in _psutil_net.listeners(port)} == set(workers)  # the portable path
+    assert {pid for pid, _, _ in _psutil_readers.listeners(port)} == set(workers)  # the portable path
     assert {h.pid for h in library.port_holders(port)} == set(workers)
 
 
@@ -303,12 +303,12 @@ def test_start_force_stops_another_run_dirs_instance(portctl: Portctl, other: Po
 def test_listeners_among_some_pids_only(spawn, strays, tmp_path: Path) -> None:
     """``among``: holders looked up among those pids only (readiness: our own tree); ``()``:
     sockets only (is the port busy?). Both routes agree."""
-    from portctl import _psutil_net
+    from portctl import _psutil_readers
     from portctl._platform import platform
 
     port = unused_port()
     workers = orphaned_workers(spawn, strays, port, tmp_path / "workers")
-    for route in (platform.listeners, _psutil_net.listeners):
+    for route in (platform.listeners, _psutil_readers.listeners):
         assert route(port, among=()) == [(None, "127.0.0.1", "IPv4")]
         assert {pid for pid, _, _ in route(port, among=workers[:1] + [os.getpid()])} == {workers[0]}
         assert {pid for pid, _, _ in route(port)} == set(workers)

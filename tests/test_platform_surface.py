@@ -23,9 +23,9 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 
 # What a platform module may load of portctl: platform modules and the shared leaves.
 PLATFORM_SIDE = {"portctl", "portctl._posix", "portctl._linux", "portctl._windows",
-                 "portctl._linux_proc", "portctl._linux_net", "portctl._psutil_net",
+                 "portctl._linux_proc", "portctl._linux_net", "portctl._psutil_readers",
                  "portctl.stoprequest", "portctl._platform_types", "portctl._atomic",
-                 "portctl._record"}
+                 "portctl.frozen"}
 
 
 def members(protocol: type) -> set[str]:

@@ -5,7 +5,7 @@ from typing import Optional
 
 import pytest
 
-from portctl._record import Frozen, asdict, fields, replace
+from portctl.frozen import Frozen, asdict, fields, replace
 
 
 class Point(Frozen):

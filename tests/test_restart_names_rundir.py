@@ -384,7 +384,7 @@ def test_find_run_dir_walks_up_to_the_nearest_marker(tmp_path: Path) -> None:
 
 def test_a_restart_keeps_the_recorded_executable_unless_the_command_or_environment_changes(
         tmp_path: Path) -> None:
-    from portctl._record import replace
+    from portctl.frozen import replace
     from portctl.spec import ServerSpec, restarted
 
     spec = ServerSpec(command=("myserver", "{port}"), cwd=str(tmp_path), executable="/opt/venv/bin/myserver",

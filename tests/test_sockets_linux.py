@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
-from portctl import _psutil_net  # noqa: E402
+from portctl import _psutil_readers  # noqa: E402
 
 if sys.platform.startswith("linux"):
     from portctl import _linux_net
@@ -45,7 +45,7 @@ def test_listener_found_on_every_address(family: int, address: str, label: str) 
         assert (found.family, found.address, found.port, found.uid) == (label, address, port, os.getuid())
         assert _linux_net._listening_sockets_procfs(port) == [found]
         assert _linux_net.pids_for_inodes({found.inode}) == {found.inode: [os.getpid()]}
-        ours = {(pid, addr) for pid, addr, _ in _psutil_net.listeners(port)}
+        ours = {(pid, addr) for pid, addr, _ in _psutil_readers.listeners(port)}
         assert ours == {(os.getpid(), address)}
 
 

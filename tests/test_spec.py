@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from portctl import spec as spec_module
-from portctl._record import fields
+from portctl.frozen import fields
 from portctl.backoff import BackoffPolicy
 from portctl.spec import ServerSpec, demo_command
 

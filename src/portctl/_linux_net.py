@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 
-from ._record import Frozen
+from .frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """What the platform modules report, shared with the core: a leaf that imports nothing of
-portctl but ``_record``, so the platform modules never import the core."""
+portctl but ``frozen``, so the platform modules never import the core."""
 from __future__ import annotations
 
-from ._record import Frozen
+from .frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import signal
 
-from ._psutil_net import children as children
-from ._psutil_net import describe as describe
-from ._psutil_net import listeners as listeners
+from ._psutil_readers import children as children
+from ._psutil_readers import describe as describe
+from ._psutil_readers import listeners as listeners
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # subprocess and socket are imported where used: `who` and `status` need neither

@@ -18,9 +18,9 @@ from typing import Mapping, Optional, Sequence
 import psutil
 
 from . import stoprequest
-from ._psutil_net import children as children
-from ._psutil_net import describe as describe
-from ._psutil_net import listeners as listeners  # net_connections needs no admin here
+from ._psutil_readers import children as children
+from ._psutil_readers import describe as describe
+from ._psutil_readers import listeners as listeners  # net_connections needs no admin here
 
 NAME = "windows"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)

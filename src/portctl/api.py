@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any, Optional
 
-from . import instances, output, ports
+from . import defaults, freeing, output, owners, ports
 from .errors import BadInput, PermissionDenied, PolicyRefused
 from .ports import Holder
 from .runfiles import RunDir
@@ -65,21 +65,21 @@ def port_holders(port: int) -> list[Holder]:
 
 
 def find_free_port(preferred: Optional[int] = None, port_range: Optional[tuple[int, int]] = None,
-                   host: str = "127.0.0.1") -> int:
+                   host: str = defaults.HOST) -> int:
     """The preferred port if free, else the first free port in ``port_range``, else any free port."""
     preferred = None if preferred is None else _port(preferred)
-    return ports.find_free_port(preferred, _range(port_range), _host(host))
+    return ports.unused_port(preferred, _range(port_range), _host(host))
 
 
-def free_port(port: int, grace_s: float = 5.0, host: str = "127.0.0.1") -> list[int]:
+def free_port(port: int, grace_s: float = defaults.GRACE_S, host: str = defaults.HOST) -> list[int]:
     """Stop whatever holds ``port`` (TERM to each tree, ``grace_s``, KILL), subject to the policy;
     return the pids stopped. Raises PolicyRefused (production, a process portctl did not
     start), PermissionDenied (another user's process) or PortInUse (still busy after)."""
     port, grace_s, host = _port(port), check_seconds("grace_s", grace_s), _host(host)
-    return instances.free(_run_dir(), port, host, grace_s, notify=logger.info)
+    return freeing.free_in_run_dir(_run_dir(), port, host, grace_s, notify=logger.info)
 
 
-def ensure_port_available(port: int, host: str = "127.0.0.1", *, grace_s: float = 5.0,
+def ensure_port_available(port: int, host: str = defaults.HOST, *, grace_s: float = defaults.GRACE_S,
                           strict: bool = False) -> bool:
     """Make sure ``host:port`` can be bound: free a leftover holder in development, refuse in
     production. True when the port is available on return; False when the production policy
@@ -95,8 +95,8 @@ def ensure_port_available(port: int, host: str = "127.0.0.1", *, grace_s: float 
     logger.warning(output.port_in_use(port, ports.holders(port), hint=False)[0])
     try:
         run_dir = _run_dir()
-        instances.free_port(port, host, grace_s, tokens=instances.tokens(run_dir), run_dir=run_dir,
-                            notify=logger.info)
+        freeing.evict_holders(port, host, grace_s, tokens=owners.tokens(run_dir), run_dir=run_dir,
+                              notify=logger.info)
     except (PolicyRefused, PermissionDenied) as refused:
         logger.error("%s (%s)", refused.message, refused.hint)
         if strict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ._record import Frozen
+from .frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import click
 
-from . import __version__, output
+from . import __version__, defaults, output
 from .errors import BadInput, PortctlError
 
 
@@ -155,14 +155,14 @@ def _run_dir() -> Any:
 
 
 @cli.command(cls=_StartCommand)
-@click.option("--port", type=PortOrAuto(), default=8000, show_default=True,
+@click.option("--port", type=PortOrAuto(), default=defaults.PORT, show_default=True,
               help="Port number, or `auto` for any free port.")
 @click.option("--port-range", type=PortRange(), default=None,
               help="Fall back to the first free port in LOW-HIGH, then to any free port.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default=defaults.HOST, show_default=True)
 @click.option("--force", is_flag=True, help="Free the port from whatever holds it (policy applies).")
-@click.option("--grace", type=SECONDS, default=5.0, show_default=True, help="Seconds between TERM and KILL.")
-@click.option("--ready-timeout", type=Seconds("ready_timeout_s"), default=30.0, show_default=True)
+@click.option("--grace", type=SECONDS, default=defaults.GRACE_S, show_default=True, help="Seconds between TERM and KILL.")
+@click.option("--ready-timeout", type=Seconds("ready_timeout_s"), default=defaults.READY_TIMEOUT_S, show_default=True)
 @click.option("--name", default="", help="Instance name: 1-64 of A-Z a-z 0-9 . _ -, no leading . "
               "(default: derived from the command).")
 @click.option("--cwd", type=click.Path(exists=True, file_okay=False, resolve_path=True), default=None,
@@ -183,14 +183,14 @@ def _run_dir() -> Any:
 @click.option("--max-restarts", type=click.IntRange(min=0), default=10, show_default=True,
               help="Restarts allowed within --restart-window before the instance is fatal.")
 @click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True)
-@click.option("--log-max-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
-@click.option("--log-backups", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--log-max-bytes", type=click.IntRange(min=1024), default=defaults.LOG_MAX_BYTES, show_default=True)
+@click.option("--log-backups", type=click.IntRange(min=1), default=defaults.LOG_BACKUPS, show_default=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command: tuple[str, ...],
           **options: Any) -> None:
     """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
     from .backoff import BackoffPolicy
-    from .spec import DEFAULT_PORT, ServerSpec, default_restart, recorded
+    from .spec import ServerSpec, default_restart, recorded
 
     fields = _spec_fields(options)
     fields["backoff"] = BackoffPolicy(**fields["backoff"])
@@ -200,7 +200,7 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command
     # --port-range alone, like --port auto, starts inside the range; --port P prefers P
     auto = port == 0 or (port_range is not None and not _given("port"))
     if auto:
-        port = port_range[0] if port_range else DEFAULT_PORT
+        port = port_range[0] if port_range else defaults.PORT
     spec = ServerSpec(port=port, port_range=port_range, auto_port=auto, command=command, **fields)
     _launch(recorded(spec), force)
 
@@ -310,7 +310,7 @@ def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force
     dir), then start each again with its recorded command, executable, environment, working
     directory and options. Options given here, and a command after --, replace the recorded
     ones; a command with nothing recorded starts it."""
-    from . import instances
+    from . import stopping
     from .targets import restart_plan
 
     ctx = click.get_current_context()
@@ -323,7 +323,7 @@ def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force
     run_dir = _run_dir()
     for stop_port, spec in restart_plan(run_dir, names, port, changes, shell_env=update_env):
         if stop_port is not None:
-            instances.stop(run_dir, stop_port, notify=output.warn)
+            stopping.stop(run_dir, stop_port, notify=output.warn)
         _launch(spec, force)
 
 
@@ -358,9 +358,9 @@ def status(names: tuple[str, ...], port: Optional[int], as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
 def clean(dry_run: bool) -> None:
     """Remove stale pid files, records and locks; stop verified orphans of our instances."""
-    from . import instances
+    from . import stale
 
-    actions = instances.clean(_run_dir(), dry_run)
+    actions = stale.clean(_run_dir(), dry_run)
     for action, target in actions:
         output.say(output.clean_action(action, target, dry_run))
     if not actions:
@@ -379,13 +379,13 @@ def who(port: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("port", type=PORT)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--grace", type=SECONDS, default=5.0, show_default=True)
+@click.option("--host", default=defaults.HOST, show_default=True)
+@click.option("--grace", type=SECONDS, default=defaults.GRACE_S, show_default=True)
 def free(port: int, host: str, grace: float) -> None:
     """Stop whatever holds PORT (whole process trees), subject to the policy."""
-    from . import instances
+    from . import freeing
 
-    if not instances.free(_run_dir(), port, host, grace, notify=output.say):
+    if not freeing.free_in_run_dir(_run_dir(), port, host, grace, notify=output.say):
         output.say(output.nothing_holds(port))
 
 
@@ -396,10 +396,9 @@ def free(port: int, host: str, grace: float) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
 def logs(name: Optional[str], port: Optional[int], lines: int, follow: bool) -> None:
     """Print (and follow) the log of a detached instance."""
-    from . import instances
-    from .logs import follow as follow_log, tail
+    from .logs import follow as follow_log, log_path, tail
 
-    path = instances.log_path(_run_dir(), name, port)
+    path = log_path(_run_dir(), name, port)
     if not follow:
         for line in tail(path, lines):
             output.say(line)
@@ -448,12 +447,12 @@ def url(name: str) -> None:
 @cli.command(name="find-port")
 @click.option("--preferred", type=PORT, default=None, help="Try this port first.")
 @click.option("--range", "port_range", type=PortRange(), default=None, help="Then LOW-HIGH in order.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default=defaults.HOST, show_default=True)
 def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], host: str) -> None:
     """Print a free port: the preferred one, else the first free in the range, else any."""
-    from .ports import find_free_port
+    from .ports import unused_port
 
-    output.say(str(find_free_port(preferred, port_range, host)))
+    output.say(str(unused_port(preferred, port_range, host)))
 
 
 @cli.group()

@@ -26,7 +26,7 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
     from . import status as states
     from .runfiles import RunDir
 
-    rows = [s.to_dict() for s in states.status(RunDir(run_dir), port if not names else None)]
+    rows = [s.to_dict() for s in states.collect(RunDir(run_dir), port if not names else None)]
     if names:
         rows = [r for r in rows if r["name"] in names or (port is not None and r["port"] == port)]
     if as_json:
@@ -47,7 +47,7 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
 
 def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Optional[float]) -> int:
     """Stop the instances NAMES and the one on PORT; with neither, the only one there is."""
-    from . import instances
+    from . import stopping
     from .runfiles import RunDir
     from .targets import to_stop
 
@@ -58,7 +58,7 @@ def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Opti
     if not ports and not missing:
         output.say(output.nothing_running_in(where.path))
     for target in ports:
-        if instances.stop(where, target, grace_s, notify=output.warn):
+        if stopping.stop(where, target, grace_s, notify=output.warn):
             output.say(output.stopped(target))
         else:
             output.say(output.nothing_to_stop(target))

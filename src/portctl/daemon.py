@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from . import output
-from ._record import Frozen, fields
+from .frozen import Frozen, fields
 from .errors import PortctlError
 from .runfiles import Record, RunDir
 from .safefile import UnsafeFile

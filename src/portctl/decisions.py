@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from typing import Optional, Union
 
-from ._record import Frozen
+from .frozen import Frozen
 
 
 class State(enum.Enum):

@@ -8,6 +8,8 @@ import argparse
 import os
 from typing import Any, Awaitable, Callable
 
+from . import defaults
+
 Receive = Callable[[], Awaitable[dict]]  # type: ignore[type-arg]
 Send = Callable[[dict], Awaitable[None]]  # type: ignore[type-arg]
 
@@ -36,8 +38,8 @@ async def app(scope: dict, receive: Receive, send: Send) -> None:  # type: ignor
 
 def main(argv: Any = None) -> None:
     parser = argparse.ArgumentParser(prog="portctl-demo")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default=defaults.HOST)
+    parser.add_argument("--port", type=int, default=defaults.PORT)
     args = parser.parse_args(argv)
     import uvicorn
 

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from . import safefile
+from .defaults import LOG_BACKUPS, LOG_MAX_BYTES
 
 KINDS = frozenset({
     "started", "ready", "exited", "restarting", "health_failed", "health_ok", "port_conflict",
     "port_changed", "stopping", "stopped", "fatal", "daemonized",
 })
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_BACKUPS = 5
 
 
 def events_file(run_dir: Path) -> Path:
@@ -32,7 +31,7 @@ def events_file(run_dir: Path) -> Path:
 class EventLog:
     """Appends one JSON object per line; each append is a single O_APPEND write."""
 
-    def __init__(self, run_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
+    def __init__(self, run_dir: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS) -> None:
         self.path = events_file(run_dir)
         self.max_bytes, self.backups = max_bytes, backups
 

@@ -8,7 +8,7 @@ import time
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from ._record import Frozen
+from .frozen import Frozen
 from .ports import connect_host
 
 

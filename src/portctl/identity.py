@@ -6,7 +6,7 @@ psutil is imported on first use: reading run files (`status`) does not need it.
 """
 from __future__ import annotations
 
-from ._record import Frozen
+from .frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -38,13 +38,13 @@ class PortLock:
         """Take the lock if nobody holds it; False when it is held elsewhere. A probe (another
         portctl's `status` where the OS does not name lock holders) holds it for an instant:
         that is waited out, briefly."""
-        from .ports import wait_until
+        from .poll import until
 
         def take() -> bool:
             self._fd = platform.try_lock(self.path)
             return self._fd is not None
 
-        return wait_until(take, time.monotonic() + PROBE_WAIT_S)
+        return until(take, time.monotonic() + PROBE_WAIT_S)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -86,10 +86,10 @@ def released(path: Path, timeout_s: float) -> threading.Event:
     event = threading.Event()
 
     def watch() -> None:
-        from .ports import wait_until
+        from .poll import until
 
         if platform.block_until_unlocked(path) or \
-                wait_until(lambda: not is_held(path), time.monotonic() + timeout_s):
+                until(lambda: not is_held(path), time.monotonic() + timeout_s):
             event.set()
 
     threading.Thread(target=watch, name="portctl-lock-watch", daemon=True).start()

@@ -1,5 +1,5 @@
 """Instance logs: a size-rotated file the supervisor's pump threads append to, and the reader
-side (`tail`, `follow`) for ``portctl logs``.
+side (`log_path`, `tail`, `follow`) for ``portctl logs``.
 
 Rotation renames ``name.log`` -> ``name.log.1`` -> ... -> ``name.log.<backups>`` (the oldest
 is dropped). On Windows a rename fails while a reader holds the file open; rotation then
@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional
 
 from . import safefile
+from .defaults import LOG_BACKUPS, LOG_MAX_BYTES
 
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_BACKUPS = 5
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .runfiles import RunDir
+
 _CHUNK = 65536
 
 
 class RotatingLog:
     """Thread-safe, append-only, unbuffered; rotates before a write that would pass ``max_bytes``."""
 
-    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> None:
+    def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS) -> None:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         self._lock = threading.Lock()
         safefile.ensure_dir(path.parent, 2)  # .portctl/logs
@@ -213,3 +216,21 @@ def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tupl
     except OSError:
         return None, None, pending
     return fh, (st.st_dev, st.st_ino), b""
+
+
+def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
+    """The log of instance ``name``, or of the instance on ``port``, or the only log there is."""
+    from . import output
+    from .errors import NotRunning, PortctlError
+
+    if name:
+        return run_dir.log_file(name)
+    if port is not None:
+        spec = run_dir.read_spec(port)  # the live record's, else the last one started there
+        if spec is None:
+            raise NotRunning(*output.no_log(f"port {port}"))
+        return run_dir.log_file(spec.name)
+    found = sorted(run_dir.log_file("x").parent.glob("*.log"))
+    if len(found) != 1:
+        raise PortctlError(*output.no_log("this run dir" if not found else "several instances: name one"))
+    return found[0]

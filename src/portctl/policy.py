@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from . import output
-from ._record import Frozen
+from .frozen import Frozen
 from .errors import PermissionDenied, PolicyRefused
 
 TYPE_CHECKING = False

@@ -4,15 +4,13 @@ from __future__ import annotations
 import socket
 import time
 
+from . import poll
 from ._platform import platform
-from ._record import Frozen, asdict
+from .frozen import Frozen, asdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, Optional
-
-_POLL_FIRST_S = 0.005
-_POLL_MAX_S = 0.01  # short waits (ready, stop): latency matters more than a few wake-ups
 
 
 class Holder(Frozen, kw_only=True):
@@ -121,8 +119,8 @@ def os_assigned_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def find_free_port(preferred: Optional[int] = None, port_range: Optional[tuple[int, int]] = None,
-                   host: str = "127.0.0.1", skip: Callable[[int], bool] = lambda p: False) -> int:
+def unused_port(preferred: Optional[int] = None, port_range: Optional[tuple[int, int]] = None,
+                host: str = "127.0.0.1", skip: Callable[[int], bool] = lambda p: False) -> int:
     """The first free candidate (see ``candidates``) that ``skip`` does not reject."""
     for port in candidates(preferred, port_range):
         if port == 0:
@@ -187,20 +185,6 @@ def accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def wait_until(predicate: Callable[[], bool], deadline: float,
-               abort: Callable[[], bool] = lambda: False) -> bool:
-    """Poll ``predicate`` (5 ms, backing off to 10 ms) until it holds, ``abort`` holds, or the
-    monotonic ``deadline`` passes. True only when the predicate held."""
-    delay = _POLL_FIRST_S
-    while True:
-        if predicate():
-            return True
-        if abort() or time.monotonic() >= deadline:
-            return False
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, _POLL_MAX_S)
-
-
 def refuses(host: str, port: int, timeout_s: float = 0.25) -> bool:
     """One connection attempt: True only if nothing could accept it. A timeout (a listener
     whose backlog is full drops the handshake) is no refusal: something holds the port."""
@@ -221,4 +205,4 @@ def refuses(host: str, port: int, timeout_s: float = 0.25) -> bool:
 
 def wait_refusing(host: str, port: int, deadline: float) -> bool:
     """Wait until the port refuses connections (see ``refuses``); False at the deadline."""
-    return wait_until(lambda: refuses(host, port), deadline)
+    return poll.until(lambda: refuses(host, port), deadline)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import safefile
 from ._atomic import write_atomic
-from ._record import Frozen, replace
+from .frozen import Frozen, replace
 from .identity import ProcRef
 from .spec import ServerSpec, check_name
 

@@ -5,7 +5,8 @@ import math
 import os
 import re
 import sys
-from ._record import Frozen, asdict, fields, replace
+from . import defaults
+from .frozen import Frozen, asdict, fields, replace
 from .backoff import BackoffPolicy
 from .errors import BadInput
 
@@ -13,10 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping, Optional
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_GRACE_S = 5.0
-DEFAULT_READY_TIMEOUT_S = 30.0
 RESTART_MODES = ("no", "on-failure", "always")
 
 MAX_SECONDS = 86400.0  # every timing is finite and at most a day
@@ -63,12 +60,12 @@ class ServerSpec(Frozen, kw_only=True):
     An empty command means the embedded demo app.
     """
 
-    port: int = DEFAULT_PORT
-    host: str = DEFAULT_HOST
+    port: int = defaults.PORT
+    host: str = defaults.HOST
     command: tuple[str, ...] = ()
     name: str = ""
-    grace_s: float = DEFAULT_GRACE_S
-    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+    grace_s: float = defaults.GRACE_S
+    ready_timeout_s: float = defaults.READY_TIMEOUT_S
     auto_port: bool = False  # any free port will do
     port_range: Optional[tuple[int, int]] = None  # candidates after ``port``
     detached: bool = False
@@ -78,8 +75,8 @@ class ServerSpec(Frozen, kw_only=True):
     health_timeout_s: float = 1.0
     health_failures: int = 3
     backoff: BackoffPolicy = BackoffPolicy()
-    log_max_bytes: int = 10 * 1024 * 1024
-    log_backups: int = 5
+    log_max_bytes: int = defaults.LOG_MAX_BYTES
+    log_backups: int = defaults.LOG_BACKUPS
     cwd: str = ""  # the child's working directory ("": the run dir, for specs recorded without one)
     executable: str = ""  # command[0] resolved to an absolute path when it was recorded ("": look it up)
     env: Optional[tuple[tuple[str, str], ...]] = None  # the recorded environment (None: inherit ours)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from . import output
-from ._record import Frozen
+from .frozen import Frozen
 from .errors import NotRunning
 from .lock import held_by, is_held
 from .runfiles import Record, RunDir
@@ -56,7 +56,7 @@ def _uptime(rec: Record) -> Optional[float]:
     return round(max(0.0, time.time() - rec.child.create_time), 3)
 
 
-def status(run_dir: RunDir, port: Optional[int] = None) -> list[Status]:
+def collect(run_dir: RunDir, port: Optional[int] = None) -> list[Status]:
     """Every instance with files in the run dir (or only ``port``), live, stale or fatal."""
     wanted = [port] if port is not None else run_dir.ports()
     return [s for s in (_status(run_dir, p) for p in wanted) if s.state != "stopped"]
@@ -77,7 +77,7 @@ def _status(run_dir: RunDir, port: int) -> Status:
 
 def find_live(run_dir: RunDir, name: str) -> Optional[Status]:
     """The live instance called ``name`` (any live state), or None."""
-    for found in status(run_dir):
+    for found in collect(run_dir):
         if found.record and found.record.spec.name == name and found.state in LIVE_STATES:
             return found
     return None
@@ -85,7 +85,7 @@ def find_live(run_dir: RunDir, name: str) -> Optional[Status]:
 
 def find_by_name(run_dir: RunDir, name: str) -> Status:
     """The running instance called ``name`` (NotRunning if there is none)."""
-    for found in status(run_dir):
+    for found in collect(run_dir):
         if found.record and found.record.spec.name == name and found.state == "running":
             return found
     raise NotRunning(*output.no_such_instance(name))

@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
-from . import instances, output, ports, safefile
+from . import freeing, output, owners, ports, safefile, stale
 from ._platform import platform
-from ._record import replace
+from .frozen import replace
 from .backoff import RestartTracker
 from .decisions import (DAEMONIZED, Action, BackoffElapsed, ChildExited, Daemonized, Event, FailStart, Facts,
                         Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart, ProbeResult, Ready,
@@ -105,8 +105,8 @@ class Supervisor:
         preferred = None if self.spec.auto_port and not self.spec.port_range else self.spec.port
         previous, why = preferred, output.preferred_taken(preferred)
         for _ in range(PORT_ATTEMPTS):
-            port = ports.find_free_port(preferred, self.spec.port_range, self.spec.host,
-                                        skip=lambda p: p in tried or self._locked(p))
+            port = ports.unused_port(preferred, self.spec.port_range, self.spec.host,
+                                     skip=lambda p: p in tried or self._locked(p))
             tried.add(port)
             self.spec = self.spec.with_port(port)
             if previous is not None and port != previous:
@@ -125,13 +125,13 @@ class Supervisor:
         port = self.spec.port
         lock = PortLock(self.run_dir.lock_file(port))
         if not lock.acquire():
-            raise instances.lock_taken(self.run_dir, port, force=self.force)
+            raise owners.lock_taken(self.run_dir, port, force=self.force)
         self._early += self._inbox.clear()  # a retry: forget the exit of the child that lost the race
         self._state, self._exit, self._changes = State.STARTING, None, {}
         name_lock: Optional[PortLock] = None
         try:
             name_lock = self._claim_name()
-            instances.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
+            stale.drop_stale(self.run_dir, port, notify=self.warn)  # we hold the lock: stale
             self._write_files()  # from here on `stop` can find us, even while we evict
             self._check_port()
             stop = self._stop_signal()
@@ -167,8 +167,8 @@ class Supervisor:
             holders = ports.holders(spec.port)
             raise PortInUse(*output.port_in_use(spec.port, holders, run_dir=str(self.run_dir.path)),
                             holders=tuple(holders))
-        instances.free_port(spec.port, spec.host, spec.grace_s, tokens=instances.tokens(self.run_dir),
-                            run_dir=self.run_dir, notify=self.warn)
+        freeing.evict_holders(spec.port, spec.host, spec.grace_s, tokens=owners.tokens(self.run_dir),
+                              run_dir=self.run_dir, notify=self.warn)
 
     # ------------------------------------------------------------ serving
     def _write_files(self) -> None:
@@ -366,7 +366,7 @@ class Supervisor:
         if not holders:
             return ""
         assert self._record is not None
-        if instances.reclaim_orphans(self._record, notify=self.warn) and not self._foreign_holders():
+        if stale.reclaim_orphans(self._record, notify=self.warn) and not self._foreign_holders():
             return ""
         return output.port_in_use(self.spec.port, holders)[0]
 

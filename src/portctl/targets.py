@@ -10,7 +10,7 @@ from .backoff import BackoffPolicy
 from .errors import BadInput, PortctlError
 from .runfiles import RunDir
 from .spec import ServerSpec, default_restart, recorded, restarted
-from .status import LIVE_STATES, Status, status
+from .status import LIVE_STATES, Status, collect
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _only(verb: str, run_dir: RunDir, rows: list[Status]) -> list[int]:
 
 def to_stop(run_dir: RunDir, names: Sequence[str], port: Optional[int]) -> tuple[list[int], list[str]]:
     """The ports to stop, and the names no live instance has."""
-    live = [row for row in status(run_dir) if row.state in LIVE_STATES]
+    live = [row for row in collect(run_dir) if row.state in LIVE_STATES]
     if not names and port is None:
         return _only("stop", run_dir, live), []
     found = [row.port for row in live if _name(row) in names]
@@ -53,7 +53,7 @@ def _recorded_by_name(run_dir: RunDir, rows: list[Status], name: str) -> list[in
 def to_restart(run_dir: RunDir, names: Sequence[str], port: Optional[int]) -> tuple[list[int], list[str]]:
     """The ports to restart, and the names found nowhere. Bare: the only live instance, else
     the only one that died (fatal or stale files)."""
-    rows = status(run_dir)
+    rows = collect(run_dir)
     if not names and port is None:
         live = [row for row in rows if row.state in LIVE_STATES]
         return _only("restart", run_dir, live or rows), []

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Optional
 
+from .. import defaults
 from ..backoff import BackoffPolicy
 from ..errors import BadInput
 from ..spec import ServerSpec, resolve_executable
@@ -15,8 +16,8 @@ from ..spec import ServerSpec, resolve_executable
 AUTO = 0  # Service.port when any free port will do ("auto")
 CONDITIONS = ("started", "ready", "healthy")  # depends_on conditions, as Compose's
 STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2")
-DEFAULT_HOST = "127.0.0.1"
-AUTO_FIRST_PORT = 8000  # where `start --port auto` begins too
+DEFAULT_HOST = defaults.HOST
+AUTO_FIRST_PORT = defaults.PORT  # where `start --port auto` begins too
 _PLACEHOLDER = re.compile(r"\{services\.([A-Za-z0-9_.-]+?)\.(port|url)\}")
 _NOT_IN_VAR = re.compile(r"[^A-Za-z0-9_]")
 
@@ -39,9 +40,9 @@ class Service(NamedTuple):
     env_files: tuple[Path, ...] = ()
     file_env: dict[str, str] = {}
     health: str = ""
-    ready_timeout_s: float = 30.0
+    ready_timeout_s: float = defaults.READY_TIMEOUT_S
     restart: str = ""
-    grace_s: float = 5.0
+    grace_s: float = defaults.GRACE_S
     stop_signal: str = "TERM"
     depends_on: dict[str, str] = {}  # NAME -> started | ready | healthy
     sweep: tuple[str, ...] = ()  # Python regexes matched against command lines
@@ -49,8 +50,8 @@ class Service(NamedTuple):
     health_timeout_s: float = 1.0
     health_failures: int = 3
     backoff: BackoffPolicy = BackoffPolicy()
-    log_max_bytes: int = 10 * 1024 * 1024
-    log_backups: int = 5
+    log_max_bytes: int = defaults.LOG_MAX_BYTES
+    log_backups: int = defaults.LOG_BACKUPS
 
     @property
     def auto(self) -> bool:
