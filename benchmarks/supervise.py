@@ -67,7 +67,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE_S, step: f
 
 
 def holders(port: int) -> list[int]:
-    from portctl.ports import holders as who
+    from portctl.core.ports import holders as who
 
     return [h.pid for h in who(port) if h.pid]
 

@@ -142,7 +142,7 @@ def lock_held(path: Path) -> bool:
     if sys.platform.startswith("linux") and os.path.exists("/proc/locks"):
         return _flock_on(st.st_dev, st.st_ino)
     if sys.platform == "win32":  # pragma: no cover - the suite runs on Linux
-        from portctl.lock import is_held
+        from portctl.core.lock import is_held
 
         return is_held(Path(path))
     import fcntl
@@ -346,7 +346,7 @@ def leaks(test_id: str, grace_s: float = EXIT_GRACE_S) -> list[psutil.Process]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``posix_only`` tests (POSIX signals, sessions, process groups) are skipped on Windows;
     ``linux_refined`` ones unless the Linux module is bound (not with PORTCTL_PORTABLE=1)."""
-    from portctl._platform import platform
+    from portctl.platform.current import platform
 
     skips = {"posix_only": sys.platform == "win32", "linux_refined": platform.NAME != "linux"}
     for marker, skipped in skips.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portctl.backoff import BackoffPolicy, RestartTracker
+from portctl.core.backoff import BackoffPolicy, RestartTracker
 
 NO_JITTER = BackoffPolicy(jitter=0.0)
 

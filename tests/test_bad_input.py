@@ -13,9 +13,9 @@ from typing import Iterator
 import pytest
 
 import portctl
-from portctl import logs
-from portctl.backoff import BackoffPolicy
-from portctl.spec import ServerSpec
+from portctl.core import logs
+from portctl.core.backoff import BackoffPolicy
+from portctl.core.spec import ServerSpec
 from conftest import Portctl, app, unused_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,7 +60,7 @@ def test_documented_lower_bounds_and_finite_grace_elsewhere(portctl: Portctl, ar
 
 
 def test_the_bounds_themselves_are_accepted() -> None:
-    from portctl.cli import Seconds
+    from portctl.face.cli import Seconds
 
     assert Seconds("health_interval_s").convert("0.1", None, None) == 0.1
     assert Seconds("grace_s").convert("0", None, None) == 0.0

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from portctl import events, output, ports
-from portctl.lock import PortLock
-from portctl.runfiles import RunDir
+from portctl.core import events, ports
+from portctl.face import output
+from portctl.core.lock import PortLock
+from portctl.core.runfiles import RunDir
 
 
 def test_entering_a_port_lock_is_refused_rather_than_silently_not_locking(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ POSIX_ONLY = {
 _COLLECT = """
 import os, signal, sys
 import psutil, pytest
-import portctl._platform
+import portctl.platform.current
 for module, names in {posix_only!r}.items():
     for name in names:
         if hasattr(sys.modules[module], name):

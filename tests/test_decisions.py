@@ -6,10 +6,10 @@ from typing import Optional
 
 import pytest
 
-from portctl.decisions import (DAEMONIZED, BackoffElapsed, ChildExited, Daemonized, Decision, Event, Facts,
-                               FailStart, Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart,
-                               ProbeResult, Ready, ReadyTimeout, Restarting, RestartVerdict, Spawn, State,
-                               StopChild, Stopping, StopSignal, WaitBackoff, decide)
+from portctl.core.decisions import (DAEMONIZED, BackoffElapsed, ChildExited, Daemonized, Decision, Event, Facts,
+                                    FailStart, Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart,
+                                    ProbeResult, Ready, ReadyTimeout, Restarting, RestartVerdict, Spawn, State,
+                                    StopChild, Stopping, StopSignal, WaitBackoff, decide)
 
 CHILD = 100
 LIVE = [State.STARTING, State.RUNNING, State.UNHEALTHY, State.BACKOFF]

@@ -1,4 +1,4 @@
-"""Issue 10 item 6: one home for the defaults (``portctl.defaults``), read by the CLI, the
+"""Issue 10 item 6: one home for the defaults (``portctl.base.defaults``), read by the CLI, the
 library API, ServerSpec and project files; the general poller is ``poll.until``."""
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 import pytest
 
-from portctl import api, defaults, poll
-from portctl.cli import cli
+from portctl.base import defaults, poll
+from portctl.face import api
+from portctl.face.cli import cli
 from portctl.project.model import Service
-from portctl.spec import ServerSpec
+from portctl.core.spec import ServerSpec
 
 
 def test_a_spec_takes_its_defaults_from_the_one_module() -> None:

@@ -141,7 +141,7 @@ def test_starts_succeed_while_the_lock_is_probed_in_a_loop(portctl: Portctl) -> 
     """What a Makefile polling `portctl status` while another target starts the server does."""
     import threading
 
-    from portctl.lock import is_held  # the probe `status`, `stop` and `clean` use
+    from portctl.core.lock import is_held  # the probe `status`, `stop` and `clean` use
 
     done = threading.Event()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from portctl.events import EventLog, events_file
+from portctl.core.events import EventLog, events_file
 from support.events import read_events
 
 

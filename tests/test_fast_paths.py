@@ -50,8 +50,8 @@ def test_script_commands_load_nothing_heavy(args: list[str], spawn: Callable[...
                                             run_dir: Path, listening_port: int) -> None:
     argv = [a.format(port=listening_port, run_dir=run_dir) for a in args]
     baseline = _modules(spawn, "")
-    loaded = _modules(spawn, f"from portctl._entry import main\nsys.argv = {['portctl', *argv]!r}\nmain()")
-    assert "portctl._entry" in loaded
+    loaded = _modules(spawn, f"from portctl.face.entry import main\nsys.argv = {['portctl', *argv]!r}\nmain()")
+    assert "portctl.face.entry" in loaded
     assert (loaded - baseline) & HEAVY == set()
 
 

@@ -193,7 +193,7 @@ def test_eight_concurrent_starts_make_one_supervisor(portctl: Portctl) -> None:
     assert len(survivors) == 1
     assert sorted({p.returncode for p in procs if p not in survivors}) in ([6], [4], [4, 6])
     wait_port_accepting(port)
-    from portctl.ports import holders
+    from portctl.core.ports import holders
 
     assert len({h.pid for h in holders(port)}) == 1
     assert finish(survivors[0])[0] == 0
@@ -277,7 +277,7 @@ def test_uvicorn_workers_and_reloader_leave_no_survivor(portctl: Portctl, tmp_pa
     if "--reload" in mode:
         uvicorn += ["--reload-dir", str(tmp_path)]
     proc = started(portctl, port, "--", *uvicorn)
-    from portctl.ports import holders
+    from portctl.core.ports import holders
 
     wait_until(lambda: len({h.pid for h in holders(port)}) >= 2, what="uvicorn's workers")
     tree = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)

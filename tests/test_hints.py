@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 import portctl
-from portctl import output
-from portctl.cli import cli
+from portctl.face import output
+from portctl.face.cli import cli
 from conftest import APPS, Portctl, accepts, app, free_ports, unused_port, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)

@@ -94,7 +94,7 @@ def test_who_lists_every_worker_of_a_dead_master(portctl: Portctl, spawn, strays
     if shutil.which("ss"):
         assert ss_pids(port) == set(workers)
     import portctl as library
-    from portctl import _psutil_readers
+    from portctl.platform import psutil_readers as _psutil_readers
 
     assert {pid for pid, _, _ in _psutil_readers.listeners(port)} == set(workers)  # the portable path
     assert {h.pid for h in library.port_holders(port)} == set(workers)
@@ -115,7 +115,7 @@ def test_ensure_port_available_frees_every_worker(spawn, strays, tmp_path: Path,
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the /proc/net fallback is Linux's")
 def test_procfs_fallback_maps_every_holder(spawn, strays, tmp_path: Path) -> None:
-    from portctl import _linux_net
+    from portctl.platform import linux_net as _linux_net
 
     port = unused_port()
     workers = orphaned_workers(spawn, strays, port, tmp_path / "workers")
@@ -303,8 +303,8 @@ def test_start_force_stops_another_run_dirs_instance(portctl: Portctl, other: Po
 def test_listeners_among_some_pids_only(spawn, strays, tmp_path: Path) -> None:
     """``among``: holders looked up among those pids only (readiness: our own tree); ``()``:
     sockets only (is the port busy?). Both routes agree."""
-    from portctl import _psutil_readers
-    from portctl._platform import platform
+    from portctl.platform import psutil_readers as _psutil_readers
+    from portctl.platform.current import platform
 
     port = unused_port()
     workers = orphaned_workers(spawn, strays, port, tmp_path / "workers")

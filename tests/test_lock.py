@@ -11,11 +11,11 @@ import filelock
 import pytest
 
 from conftest import Popen, lock_held, wait_file
-from portctl._platform import platform
-from portctl.lock import PortLock, is_held, remove_if_free
+from portctl.platform.current import platform
+from portctl.core.lock import PortLock, is_held, remove_if_free
 
 HOLD_BY = {
-    "portctl": "from portctl.lock import PortLock; lock = PortLock(Path(sys.argv[1])); assert lock.acquire()",
+    "portctl": "from portctl.core.lock import PortLock; lock = PortLock(Path(sys.argv[1])); assert lock.acquire()",
     "filelock": "import filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire()",
 }
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portctl.logs import RotatingLog, follow, pump, tail
+from portctl.core.logs import RotatingLog, follow, pump, tail
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,4 @@
-"""The platform seam: ``_platform.platform`` is one module bound once, every platform module
+"""The platform seam: ``platform.current.platform`` is one module bound once, every platform module
 offers the whole ``Platform`` protocol (mypy checks the types: tests/test_static_checks.py),
 and the platform modules load nothing of portctl's core."""
 from __future__ import annotations
@@ -15,17 +15,17 @@ import psutil
 import pytest
 
 from conftest import Popen, wait_until
-from portctl import _platform
-from portctl._platform_protocol import Platform
+from portctl.platform import current as _platform
+from portctl.platform.protocol import Platform
 
 SRC = Path(_platform.__file__).parent
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
 
-# What a platform module may load of portctl: platform modules and the shared leaves.
-PLATFORM_SIDE = {"portctl", "portctl._posix", "portctl._linux", "portctl._windows",
-                 "portctl._linux_proc", "portctl._linux_net", "portctl._psutil_readers",
-                 "portctl.stoprequest", "portctl._platform_types", "portctl._atomic",
-                 "portctl.frozen"}
+# What a platform module may load of portctl: platform modules and the base (the shared leaves).
+PLATFORM_SIDE = {"portctl", "portctl.platform", "portctl.platform.posix", "portctl.platform.linux",
+                 "portctl.platform.windows", "portctl.platform.linux_proc", "portctl.platform.linux_net",
+                 "portctl.platform.psutil_readers", "portctl.platform.stoprequest", "portctl.platform.records",
+                 "portctl.base", "portctl.base.atomic", "portctl.base.frozen"}
 
 
 def members(protocol: type) -> set[str]:
@@ -60,7 +60,7 @@ def test_the_protocol_names_the_surface() -> None:
             "reap_adopted", "try_lock", "lock_holders"} <= members(Platform)
 
 
-@pytest.mark.parametrize("module", ["_posix.py", "_linux.py", "_windows.py"])
+@pytest.mark.parametrize("module", ["posix.py", "linux.py", "windows.py"])
 def test_each_platform_module_defines_or_re_exports_the_whole_surface(module: str) -> None:
     assert members(Platform) <= top_level_names(SRC / module)
 
@@ -71,39 +71,39 @@ def test_the_chosen_module_offers_the_surface() -> None:
 
 @pytest.mark.linux_refined
 def test_linux_binds_the_linux_refinements() -> None:
-    from portctl import _linux, _posix
+    from portctl.platform import linux, posix
 
-    assert _platform.platform is _linux and _linux.NAME == "linux"
-    assert _linux.describe.__module__ == "portctl._linux_proc"
-    assert _linux.listeners is not _posix.listeners
-    assert _linux.reap_adopted is _posix.reap_adopted  # one definition, shared
+    assert _platform.platform is linux and linux.NAME == "linux"
+    assert linux.describe.__module__ == "portctl.platform.linux_proc"
+    assert linux.listeners is not posix.listeners
+    assert linux.reap_adopted is posix.reap_adopted  # one definition, shared
 
 
 @linux_only
-@pytest.mark.parametrize("value, chosen", [("1", "portctl._posix"), ("0", "portctl._linux"),
-                                           ("", "portctl._linux")])
+@pytest.mark.parametrize("value, chosen", [("1", "portctl.platform.posix"), ("0", "portctl.platform.linux"),
+                                           ("", "portctl.platform.linux")])
 def test_portctl_portable_binds_the_posix_module_on_linux(value: str, chosen: str) -> None:
-    code = "from portctl._platform import platform; print(platform.__name__, platform.NAME)"
+    code = "from portctl.platform.current import platform; print(platform.__name__, platform.NAME)"
     name, shown = in_fresh_python(code, PORTCTL_PORTABLE=value).split()
     assert name == chosen
-    assert shown == ("posix" if chosen == "portctl._posix" else "linux")
+    assert shown == ("posix" if chosen == "portctl.platform.posix" else "linux")
 
 
-@pytest.mark.parametrize("module", ["_platform", "_linux", "_posix"])
+@pytest.mark.parametrize("module", ["current", "linux", "posix"])
 def test_platform_modules_load_nothing_of_the_core(module: str) -> None:
-    if (module == "_linux" and not sys.platform.startswith("linux")
-            or module == "_posix" and sys.platform == "win32"):
+    if (module == "linux" and not sys.platform.startswith("linux")
+            or module == "posix" and sys.platform == "win32"):
         pytest.skip("another platform's module")
-    code = (f"import sys, portctl.{module}\n"
+    code = (f"import sys, portctl.platform.{module}\n"
             "print(' '.join(m for m in sys.modules if m.split('.')[0] == 'portctl'))")
     loaded = set(in_fresh_python(code).split())
-    assert loaded - PLATFORM_SIDE - {"portctl._platform"} == set()
+    assert loaded - PLATFORM_SIDE - {"portctl.platform.current"} == set()
 
 
 @pytest.mark.posix_only
 def test_reap_adopted_collects_exited_children_but_the_excluded_one(
         spawn: Callable[..., Popen]) -> None:
-    """The one ``reap_adopted`` (``_posix``'s, which ``_linux`` re-exports): zombies among our
+    """The one ``reap_adopted`` (``posix``'s, which ``linux`` re-exports): zombies among our
     children are collected, the excluded pid (the Popen child the supervisor waits for) is not."""
     kept, other = (spawn([sys.executable, "-c", "pass"]) for _ in range(2))
 

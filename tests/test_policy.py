@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from portctl import policy
-from portctl.errors import PermissionDenied, PolicyRefused
+from portctl.core import policy
+from portctl.base.errors import PermissionDenied, PolicyRefused
 
 ME = "alice"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from portctl._platform import platform
+from portctl.platform.current import platform
 
 TESTS = Path(__file__).resolve().parent
 E2E = sorted(str(path) for path in TESTS.glob("test_e2e_*.py"))

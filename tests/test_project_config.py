@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from portctl.cli import cli
-from portctl.errors import BadInput
+from portctl.face.cli import cli
+from portctl.base.errors import BadInput
 from portctl.project.config import ConfigError, find_project, load_project, procfile_command
 from portctl.project.model import AUTO, Project, Service, env_var_name, placeholders, substitute
 

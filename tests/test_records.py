@@ -5,7 +5,7 @@ from typing import Optional
 
 import pytest
 
-from portctl.frozen import Frozen, asdict, fields, replace
+from portctl.base.frozen import Frozen, asdict, fields, replace
 
 
 class Point(Frozen):
@@ -108,8 +108,8 @@ def test_kw_only_fields_by_keyword_and_a_subclass_own_fields_by_position() -> No
     assert (child.a, child.b, child.c) == (1, 0, 3)
 
 
-@pytest.mark.parametrize("wide", ["portctl.runfiles.Record", "portctl.spec.ServerSpec",
-                                  "portctl.ports.Holder", "portctl._platform_types.ProcessInfo"])
+@pytest.mark.parametrize("wide", ["portctl.core.runfiles.Record", "portctl.core.spec.ServerSpec",
+                                  "portctl.core.ports.Holder", "portctl.platform.records.ProcessInfo"])
 def test_portctls_wide_records_are_keyword_only(wide: str) -> None:
     import importlib
 

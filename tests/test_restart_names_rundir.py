@@ -369,7 +369,7 @@ def test_the_child_runs_where_start_ran_not_in_the_run_dir(portctl: Portctl, spa
 # ----------------------------------------------------------------------------- pure logic and fast path
 
 def test_find_run_dir_walks_up_to_the_nearest_marker(tmp_path: Path) -> None:
-    from portctl.runfiles import find_run_dir
+    from portctl.core.runfiles import find_run_dir
 
     outer, inner = tmp_path / "outer", tmp_path / "outer" / "inner"
     deep = inner / "a" / "b"
@@ -384,8 +384,8 @@ def test_find_run_dir_walks_up_to_the_nearest_marker(tmp_path: Path) -> None:
 
 def test_a_restart_keeps_the_recorded_executable_unless_the_command_or_environment_changes(
         tmp_path: Path) -> None:
-    from portctl.frozen import replace
-    from portctl.spec import ServerSpec, restarted
+    from portctl.base.frozen import replace
+    from portctl.core.spec import ServerSpec, restarted
 
     spec = ServerSpec(command=("myserver", "{port}"), cwd=str(tmp_path), executable="/opt/venv/bin/myserver",
                       env=(("PATH", "/opt/venv/bin"),), detached=False, restart="no")
@@ -407,6 +407,6 @@ def test_the_fast_path_takes_names_and_finds_the_run_dir_without_loading_anythin
     from test_fast_paths import HEAVY, _modules
 
     baseline = _modules(spawn, "")
-    loaded = _modules(spawn, f"from portctl._entry import main\nsys.argv = {['portctl', *args]!r}\nmain()")
-    assert "portctl._entry" in loaded and "portctl.cli" not in loaded
+    loaded = _modules(spawn, f"from portctl.face.entry import main\nsys.argv = {['portctl', *args]!r}\nmain()")
+    assert "portctl.face.entry" in loaded and "portctl.face.cli" not in loaded
     assert (loaded - baseline) & HEAVY == set()

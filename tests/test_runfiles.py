@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portctl.identity import ProcRef
-from portctl.runfiles import Record, RunDir
-from portctl.spec import ServerSpec
+from portctl.core.identity import ProcRef
+from portctl.core.runfiles import Record, RunDir
+from portctl.core.spec import ServerSpec
 
 
 def record(port: int = 8001, **changes: object) -> Record:

@@ -7,7 +7,7 @@ Pids 0 and -1 are left out of the generated texts on purpose: a buggy kill() of 
 hit processes far beyond this test (our process group, or everything we may signal).
 
 Both entry paths run in-process: click's ``cli`` through CliRunner, and the click-free fast
-path of the console script (``portctl._entry._fast``), which is what `python -m portctl status`
+path of the console script (``portctl.face.entry._fast``), which is what `python -m portctl status`
 and `stop` actually use. A handful of fixed nasty files also go through the real console entry
 in a subprocess.
 """
@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Portctl, untouched
-from portctl import _entry
-from portctl.cli import cli
+from portctl.face import entry as _entry
+from portctl.face.cli import cli
 
 pytestmark = pytest.mark.timeout(120)
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -17,11 +17,11 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import Popen, Portctl, app, lock_held, unused_port, wait_until
-from portctl.errors import BadInput, PortctlError
-from portctl.identity import ProcRef
-from portctl.lock import PortLock
-from portctl.runfiles import Record, RunDir
-from portctl.spec import ServerSpec
+from portctl.base.errors import BadInput, PortctlError
+from portctl.core.identity import ProcRef
+from portctl.core.lock import PortLock
+from portctl.core.runfiles import Record, RunDir
+from portctl.core.spec import ServerSpec
 
 HANG_S = 20.0  # a command that takes longer is hung (on a FIFO)
 

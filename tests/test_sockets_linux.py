@@ -12,10 +12,10 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
-from portctl import _psutil_readers  # noqa: E402
+from portctl.platform import psutil_readers as _psutil_readers  # noqa: E402
 
 if sys.platform.startswith("linux"):
-    from portctl import _linux_net
+    from portctl.platform import linux_net as _linux_net
 
 
 def listener(family: int, address: str) -> socket.socket:

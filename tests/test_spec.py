@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portctl import spec as spec_module
-from portctl.frozen import fields
-from portctl.backoff import BackoffPolicy
-from portctl.spec import ServerSpec, demo_command
+from portctl.core import spec as spec_module
+from portctl.base.frozen import fields
+from portctl.core.backoff import BackoffPolicy
+from portctl.core.spec import ServerSpec, demo_command
 
 
 def test_placeholders_substituted_and_nothing_else() -> None:

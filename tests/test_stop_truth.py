@@ -198,7 +198,7 @@ def test_stop_grace_longer_than_the_supervisors_changes_nothing(portctl: Portctl
 # ------------------------------------------------------------------ the helpers it stands on
 
 def test_wait_refusing_is_false_on_a_full_backlog(held_connections: list[socket.socket]) -> None:
-    from portctl import ports
+    from portctl.core import ports
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -211,7 +211,7 @@ def test_wait_refusing_is_false_on_a_full_backlog(held_connections: list[socket.
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the holder takes a POSIX flock")
 def test_released_wakes_when_the_holder_lets_go(tmp_path: Path, spawn: Callable[..., Popen]) -> None:
-    from portctl.lock import released
+    from portctl.core.lock import released
 
     lock, ready = tmp_path / "x.lock", tmp_path / "ready"
     holder = spawn([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
@@ -220,7 +220,7 @@ def test_released_wakes_when_the_holder_lets_go(tmp_path: Path, spawn: Callable[
     wait_file(ready)
     event = released(lock, 30)
     assert not event.wait(0.05)  # held
-    from portctl._platform import platform
+    from portctl.platform.current import platform
 
     if platform.lock_holders(lock) is not None:  # a waiter (our thread) is not a holder
         assert platform.lock_holders(lock) == {holder.pid}
@@ -232,7 +232,7 @@ def test_released_wakes_when_the_holder_lets_go(tmp_path: Path, spawn: Callable[
 
 
 def test_wait_exits_returns_when_a_process_exits(spawn: Callable[..., Popen]) -> None:
-    from portctl._platform import platform
+    from portctl.platform.current import platform
 
     proc = spawn([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     assert proc.stdin is not None

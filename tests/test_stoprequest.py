@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portctl import stoprequest
+from portctl.platform import stoprequest
 
 
 def test_no_request(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import psutil
 import pytest
 
-from portctl.events import EventLog, events_file
+from portctl.core.events import EventLog, events_file
 from support.events import read_events
 
 from conftest import Popen, Portctl, accepts, app, finish, unused_port, wait_file, wait_until

@@ -29,18 +29,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .api import ensure_port_available, find_free_port, free_port, port_holders
-    from .errors import (AlreadyRunning, BadInput, NotReady, NotRunning, PermissionDenied,
-                         PolicyRefused, PortctlError, PortInUse)
-    from .ports import Holder
-    from .spec import ServerSpec
+    from .face.api import ensure_port_available, find_free_port, free_port, port_holders
+    from .base.errors import (AlreadyRunning, BadInput, NotReady, NotRunning, PermissionDenied,
+                              PolicyRefused, PortctlError, PortInUse)
+    from .core.ports import Holder
+    from .core.spec import ServerSpec
 
 _LAZY = {
-    **dict.fromkeys(["ensure_port_available", "find_free_port", "free_port", "port_holders"], "api"),
+    **dict.fromkeys(["ensure_port_available", "find_free_port", "free_port", "port_holders"], "face.api"),
     **dict.fromkeys(["AlreadyRunning", "BadInput", "NotReady", "NotRunning", "PermissionDenied",
-                     "PolicyRefused", "PortctlError", "PortInUse"], "errors"),
-    "Holder": "ports",
-    "ServerSpec": "spec",
+                     "PolicyRefused", "PortctlError", "PortInUse"], "base.errors"),
+    "Holder": "core.ports",
+    "ServerSpec": "core.spec",
 }
 
 

@@ -1,4 +1,4 @@
-from portctl._entry import main
+from portctl.face.entry import main
 
 if __name__ == "__main__":
     main()

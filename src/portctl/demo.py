@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Any, Awaitable, Callable
 
-from . import defaults
+from .base import defaults
 
 Receive = Callable[[], Awaitable[dict]]  # type: ignore[type-arg]
 Send = Callable[[dict], Awaitable[None]]  # type: ignore[type-arg]

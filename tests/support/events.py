@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from portctl import safefile
-from portctl.events import events_file
+from portctl.base import safefile
+from portctl.core.events import events_file
 
 
 def read_events(run_dir: Path) -> Iterator[dict[str, Any]]:

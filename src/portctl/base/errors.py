@@ -1,6 +1,6 @@
 """Errors raised by the library; each carries its exit code and a one-line hint.
 
-The library raises them and never exits; each entry point (``_entry.main``, ``cli``, and
+The library raises them and never exits; each entry point (``face.entry.main``, ``face.cli``, and
 ``daemon``, which sends them to its parent through the handshake) turns them into an exit status.
 """
 from __future__ import annotations

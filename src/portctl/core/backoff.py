@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .frozen import Frozen
+from ..base.frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

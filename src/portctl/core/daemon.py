@@ -1,4 +1,4 @@
-"""Detached mode. ``launch`` starts ``python -m portctl.daemon`` in the background (new session
+"""Detached mode. ``launch`` starts ``python -m portctl.core.daemon`` in the background (new session
 on POSIX; detached, new process group on Windows), hands it the spec on stdin, and waits for
 one JSON line on its stdout: ready (pids, URL, log) or failed (exit code, reason). The daemon
 side runs the ordinary Supervisor with its output going to the instance's log."""
@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import output
-from .frozen import Frozen, fields
-from .errors import PortctlError
+from ..face import output
+from ..base.frozen import Frozen, fields
+from ..base.errors import PortctlError
 from .runfiles import Record, RunDir
-from .safefile import UnsafeFile
+from ..base.safefile import UnsafeFile
 from .spec import ServerSpec
 
 HANDSHAKE_MARGIN_S = 15.0  # beyond ready timeout + grace: the daemon always answers first
@@ -36,9 +36,9 @@ class Outcome(Frozen):
 
 def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
     """Start a detached supervisor for ``spec``; return once it serves or has failed."""
-    from ._platform import platform
+    from ..platform.current import platform
 
-    argv = [sys.executable, "-m", "portctl.daemon", str(run_dir.path)] + (["--force"] if force else [])
+    argv = [sys.executable, "-m", "portctl.core.daemon", str(run_dir.path)] + (["--force"] if force else [])
     proc = platform.spawn_detached(argv, run_dir.path)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(spec.to_dict(with_env=True)).encode())
@@ -104,7 +104,7 @@ def _to_devnull(*fds: int) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m portctl.daemon RUN_DIR [--force]`` with the spec as JSON on stdin."""
+    """``python -m portctl.core.daemon RUN_DIR [--force]`` with the spec as JSON on stdin."""
     from .supervisor import Supervisor, run_as_process
 
     args = sys.argv[1:] if argv is None else argv

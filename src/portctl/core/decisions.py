@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from typing import Optional, Union
 
-from .frozen import Frozen
+from ..base.frozen import Frozen
 
 
 class State(enum.Enum):

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import safefile
-from .defaults import LOG_BACKUPS, LOG_MAX_BYTES
+from ..base import safefile
+from ..base.defaults import LOG_BACKUPS, LOG_MAX_BYTES
 
 KINDS = frozenset({
     "started", "ready", "exited", "restarting", "health_failed", "health_ok", "port_conflict",

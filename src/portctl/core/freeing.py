@@ -7,9 +7,11 @@ from typing import Callable, Optional
 
 import psutil
 
-from . import output, policy, poll, ports
-from ._platform import platform
-from .errors import PermissionDenied, PortInUse
+from . import policy, ports
+from ..base import poll
+from ..face import output
+from ..platform.current import platform
+from ..base.errors import PermissionDenied, PortInUse
 from .identity import process
 from .owners import Notify, live_owner, live_supervisor, quiet, same_dir, token_of, tokens, where_claimed
 from .runfiles import RunDir

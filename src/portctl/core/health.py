@@ -8,7 +8,7 @@ import time
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from .frozen import Frozen
+from ..base.frozen import Frozen
 from .ports import connect_host
 
 

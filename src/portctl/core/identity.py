@@ -6,7 +6,7 @@ psutil is imported on first use: reading run files (`status`) does not need it.
 """
 from __future__ import annotations
 
-from .frozen import Frozen
+from ..base.frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

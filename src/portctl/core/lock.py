@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from ._platform import platform
+from ..platform.current import platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class PortLock:
         """Take the lock if nobody holds it; False when it is held elsewhere. A probe (another
         portctl's `status` where the OS does not name lock holders) holds it for an instant:
         that is waited out, briefly."""
-        from .poll import until
+        from ..base.poll import until
 
         def take() -> bool:
             self._fd = platform.try_lock(self.path)
@@ -86,7 +86,7 @@ def released(path: Path, timeout_s: float) -> threading.Event:
     event = threading.Event()
 
     def watch() -> None:
-        from .poll import until
+        from ..base.poll import until
 
         if platform.block_until_unlocked(path) or \
                 until(lambda: not is_held(path), time.monotonic() + timeout_s):

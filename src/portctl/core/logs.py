@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional
 
-from . import safefile
-from .defaults import LOG_BACKUPS, LOG_MAX_BYTES
+from ..base import safefile
+from ..base.defaults import LOG_BACKUPS, LOG_MAX_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -220,8 +220,8 @@ def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tupl
 
 def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
     """The log of instance ``name``, or of the instance on ``port``, or the only log there is."""
-    from . import output
-    from .errors import NotRunning, PortctlError
+    from ..face import output
+    from ..base.errors import NotRunning, PortctlError
 
     if name:
         return run_dir.log_file(name)

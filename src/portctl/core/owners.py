@@ -10,9 +10,10 @@ from typing import Any, Callable, Mapping, Optional
 
 import psutil
 
-from . import output, poll
-from ._platform import platform
-from .errors import AlreadyRunning, PortctlError
+from ..base import poll
+from ..face import output
+from ..platform.current import platform
+from ..base.errors import AlreadyRunning, PortctlError
 from .identity import process, resolve
 from .lock import is_held
 from .runfiles import Record, RunDir

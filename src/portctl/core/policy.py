@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
-from . import output
-from .frozen import Frozen
-from .errors import PermissionDenied, PolicyRefused
+from ..face import output
+from ..base.frozen import Frozen
+from ..base.errors import PermissionDenied, PolicyRefused
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import socket
 import time
 
-from . import poll
-from ._platform import platform
-from .frozen import Frozen, asdict
+from ..base import poll
+from ..platform.current import platform
+from ..base.frozen import Frozen, asdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ import os
 import re
 from pathlib import Path
 
-from . import safefile
-from ._atomic import write_atomic
-from .frozen import Frozen, replace
+from ..base import safefile
+from ..base.atomic import write_atomic
+from ..base.frozen import Frozen, replace
 from .identity import ProcRef
 from .spec import ServerSpec, check_name
 

@@ -5,10 +5,10 @@ import math
 import os
 import re
 import sys
-from . import defaults
-from .frozen import Frozen, asdict, fields, replace
+from ..base import defaults
+from ..base.frozen import Frozen, asdict, fields, replace
 from .backoff import BackoffPolicy
-from .errors import BadInput
+from ..base.errors import BadInput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class BadName(BadInput, ValueError):
 def check_name(name: str) -> str:
     """``name`` if it is a valid instance name, else BadName (exit 2; a ValueError too)."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        from . import output
+        from ..face import output
 
         raise BadName(*output.bad_name(name))
     return name

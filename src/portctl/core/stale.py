@@ -6,7 +6,8 @@ from typing import Any
 
 import psutil
 
-from . import output, ports
+from . import ports
+from ..face import output
 from .identity import is_alive
 from .lock import is_held, remove_if_free
 from .owners import Notify, live_owner, live_tokens, quiet, same_dir, where_claimed

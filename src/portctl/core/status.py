@@ -3,9 +3,9 @@ the lock alone (no process table walk, no psutil), so scripts can poll it cheapl
 from __future__ import annotations
 
 import time
-from . import output
-from .frozen import Frozen
-from .errors import NotRunning
+from ..face import output
+from ..base.frozen import Frozen
+from ..base.errors import NotRunning
 from .lock import held_by, is_held
 from .runfiles import Record, RunDir
 

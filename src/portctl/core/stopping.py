@@ -9,9 +9,11 @@ from typing import Optional
 
 import psutil
 
-from . import output, poll, ports
-from ._platform import platform
-from .errors import PortctlError, PortInUse
+from . import ports
+from ..base import poll
+from ..face import output
+from ..platform.current import platform
+from ..base.errors import PortctlError, PortInUse
 from .identity import is_alive, process, resolve
 from .lock import is_held, released
 from .owners import Notify, live_owner, live_supervisor, quiet, same_dir, token_of

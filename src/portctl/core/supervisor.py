@@ -20,16 +20,18 @@ from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
-from . import freeing, output, owners, ports, safefile, stale
-from ._platform import platform
-from .frozen import replace
+from . import freeing, owners, ports, stale
+from ..base import safefile
+from ..face import output
+from ..platform.current import platform
+from ..base.frozen import replace
 from .backoff import RestartTracker
 from .decisions import (DAEMONIZED, Action, BackoffElapsed, ChildExited, Daemonized, Event, FailStart, Facts,
                         Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart, ProbeResult, Ready,
                         ReadyTimeout, Restarting, RestartVerdict, Spawn, State, StopChild, Stopping, StopSignal,
                         WaitBackoff, decide)
-from .errors import AlreadyRunning, BadInput, NameTaken, NotReady, PortctlError, PortInUse
-from .errors import ChildExited as ChildExitedEarly
+from ..base.errors import AlreadyRunning, BadInput, NameTaken, NotReady, PortctlError, PortInUse
+from ..base.errors import ChildExited as ChildExitedEarly
 from .events import EventLog
 from .identity import ProcRef, is_alive
 from .inbox import Inbox

@@ -7,9 +7,9 @@ from typing import Callable, Iterable, Optional
 
 import psutil
 
-from . import output
-from ._platform import platform
-from .errors import PermissionDenied, PortctlError
+from ..face import output
+from ..platform.current import platform
+from ..base.errors import PermissionDenied, PortctlError
 from .identity import is_alive, process
 
 KILL_WAIT_S = 5.0

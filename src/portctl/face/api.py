@@ -17,11 +17,13 @@ import logging
 import os
 from typing import Any, Optional
 
-from . import defaults, freeing, output, owners, ports
-from .errors import BadInput, PermissionDenied, PolicyRefused
-from .ports import Holder
-from .runfiles import RunDir
-from .spec import check_seconds
+from . import output
+from ..base import defaults
+from ..core import freeing, owners, ports
+from ..base.errors import BadInput, PermissionDenied, PolicyRefused
+from ..core.ports import Holder
+from ..core.runfiles import RunDir
+from ..core.spec import check_seconds
 
 logger = logging.getLogger("portctl")
 logger.addHandler(logging.NullHandler())  # a library: no "last resort" printing to stderr

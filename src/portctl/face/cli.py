@@ -13,8 +13,10 @@ from typing import Any, Optional
 
 import click
 
-from . import __version__, defaults, output
-from .errors import BadInput, PortctlError
+from . import output
+from .. import __version__
+from ..base import defaults
+from ..base.errors import BadInput, PortctlError
 
 
 class _Port(click.IntRange):
@@ -38,7 +40,7 @@ class Seconds(click.ParamType):
         self.field = field
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
-        from .spec import seconds_problem
+        from ..core.spec import seconds_problem
 
         try:
             number = float(value)
@@ -74,7 +76,7 @@ class PortRange(click.ParamType):
                 ctx: Optional[click.Context]) -> tuple[int, int]:
         if isinstance(value, tuple):
             return value
-        from .ports import parse_range
+        from ..core.ports import parse_range
 
         try:
             return parse_range(str(value))
@@ -142,14 +144,14 @@ class _Group(click.Group):
 def cli(ctx: click.Context, run_dir: Optional[Path], verbose: bool) -> None:
     """Run a local server under supervision and own its port."""
     if run_dir is None:
-        from .runfiles import find_run_dir
+        from ..core.runfiles import find_run_dir
 
         run_dir = find_run_dir()
     ctx.obj = run_dir
 
 
 def _run_dir() -> Any:
-    from .runfiles import RunDir
+    from ..core.runfiles import RunDir
 
     return RunDir(click.get_current_context().obj)
 
@@ -189,8 +191,8 @@ def _run_dir() -> Any:
 def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command: tuple[str, ...],
           **options: Any) -> None:
     """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
-    from .backoff import BackoffPolicy
-    from .spec import ServerSpec, default_restart, recorded
+    from ..core.backoff import BackoffPolicy
+    from ..core.spec import ServerSpec, default_restart, recorded
 
     fields = _spec_fields(options)
     fields["backoff"] = BackoffPolicy(**fields["backoff"])
@@ -234,10 +236,10 @@ def _launch(spec: Any, force: bool) -> None:
     run_dir = _run_dir()
     _check_writable(run_dir.path)
     if not spec.detached:
-        from .supervisor import Supervisor, run_as_process
+        from ..core.supervisor import Supervisor, run_as_process
 
         raise SystemExit(run_as_process(Supervisor(spec, run_dir, force=force), exiting=_OWN_PROCESS))
-    from .daemon import launch
+    from ..core.daemon import launch
 
     try:
         outcome = launch(spec, run_dir, force)
@@ -251,7 +253,7 @@ def _launch(spec: Any, force: bool) -> None:
         return
     output.error(outcome.message, outcome.hint)
     if outcome.log:  # set only once a child ran: never an earlier run's or a race winner's log
-        from .logs import tail
+        from ..core.logs import tail
 
         output.log_tail(outcome.log, tail(Path(outcome.log), 20))
     raise SystemExit(outcome.code)
@@ -310,7 +312,7 @@ def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force
     dir), then start each again with its recorded command, executable, environment, working
     directory and options. Options given here, and a command after --, replace the recorded
     ones; a command with nothing recorded starts it."""
-    from . import stopping
+    from ..core import stopping
     from .targets import restart_plan
 
     ctx = click.get_current_context()
@@ -358,7 +360,7 @@ def status(names: tuple[str, ...], port: Optional[int], as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
 def clean(dry_run: bool) -> None:
     """Remove stale pid files, records and locks; stop verified orphans of our instances."""
-    from . import stale
+    from ..core import stale
 
     actions = stale.clean(_run_dir(), dry_run)
     for action, target in actions:
@@ -383,7 +385,7 @@ def who(port: int, as_json: bool) -> None:
 @click.option("--grace", type=SECONDS, default=defaults.GRACE_S, show_default=True)
 def free(port: int, host: str, grace: float) -> None:
     """Stop whatever holds PORT (whole process trees), subject to the policy."""
-    from . import freeing
+    from ..core import freeing
 
     if not freeing.free_in_run_dir(_run_dir(), port, host, grace, notify=output.say):
         output.say(output.nothing_holds(port))
@@ -396,7 +398,7 @@ def free(port: int, host: str, grace: float) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
 def logs(name: Optional[str], port: Optional[int], lines: int, follow: bool) -> None:
     """Print (and follow) the log of a detached instance."""
-    from .logs import follow as follow_log, log_path, tail
+    from ..core.logs import follow as follow_log, log_path, tail
 
     path = log_path(_run_dir(), name, port)
     if not follow:
@@ -415,8 +417,8 @@ def logs(name: Optional[str], port: Optional[int], lines: int, follow: bool) -> 
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
 def events(follow: bool, lines: int) -> None:
     """Lifecycle events of the run dir's instances, as JSON lines."""
-    from .events import events_file
-    from .logs import follow as follow_log, tail
+    from ..core.events import events_file
+    from ..core.logs import follow as follow_log, tail
 
     path = events_file(_run_dir().path)
     try:
@@ -450,7 +452,7 @@ def url(name: str) -> None:
 @click.option("--host", default=defaults.HOST, show_default=True)
 def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], host: str) -> None:
     """Print a free port: the preferred one, else the first free in the range, else any."""
-    from .ports import unused_port
+    from ..core.ports import unused_port
 
     output.say(str(unused_port(preferred, port_range, host)))
 
@@ -464,8 +466,8 @@ def config() -> None:
 @config.command(name="check")
 def config_check() -> None:
     """Validate the project file: one summary line, or the first problem with its line (exit 2)."""
-    from .project.config import require_project
-    from .project.show import summary
+    from ..project.config import require_project
+    from ..project.show import summary
 
     output.say(summary(require_project(Path.cwd())))
 
@@ -474,8 +476,8 @@ def config_check() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def config_show(as_json: bool) -> None:
     """Print the resolved project: services, ports, environment (secrets masked), start order."""
-    from .project.config import require_project
-    from .project.show import describe, lines
+    from ..project.config import require_project
+    from ..project.show import describe, lines
 
     project = require_project(Path.cwd())
     if as_json:

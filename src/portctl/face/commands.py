@@ -3,7 +3,7 @@ parsed arguments in, an exit code out. Both the click CLI and the click-free ent
 from __future__ import annotations
 
 from . import output
-from .errors import NotRunning
+from ..base.errors import NotRunning
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def who(port: int, as_json: bool, run_dir: Optional[Path] = None) -> int:
-    from .ports import holders
+    from ..core.ports import holders
 
     found = [h.to_dict() for h in holders(port)]
     if as_json:
@@ -23,8 +23,8 @@ def who(port: int, as_json: bool, run_dir: Optional[Path] = None) -> int:
 
 
 def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[str] = ()) -> int:
-    from . import status as states
-    from .runfiles import RunDir
+    from ..core import status as states
+    from ..core.runfiles import RunDir
 
     rows = [s.to_dict() for s in states.collect(RunDir(run_dir), port if not names else None)]
     if names:
@@ -47,8 +47,8 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
 
 def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Optional[float]) -> int:
     """Stop the instances NAMES and the one on PORT; with neither, the only one there is."""
-    from . import stopping
-    from .runfiles import RunDir
+    from ..core import stopping
+    from ..core.runfiles import RunDir
     from .targets import to_stop
 
     where = RunDir(run_dir)
@@ -66,16 +66,16 @@ def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Opti
 
 
 def port_of(run_dir: Path, name: str) -> int:
-    from .runfiles import RunDir
-    from .status import find_by_name
+    from ..core.runfiles import RunDir
+    from ..core.status import find_by_name
 
     output.say(str(find_by_name(RunDir(run_dir), name).port))
     return 0
 
 
 def url(run_dir: Path, name: str) -> int:
-    from .runfiles import RunDir
-    from .status import find_by_name
+    from ..core.runfiles import RunDir
+    from ..core.status import find_by_name
 
     found = find_by_name(RunDir(run_dir), name)
     assert found.record is not None

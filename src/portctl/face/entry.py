@@ -38,7 +38,7 @@ def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
     if len(argv) >= 2 and argv[0] == "--run-dir":
         run_dir, argv = argv[1], argv[2:]
     if argv == ["--version"]:
-        from . import __version__
+        from .. import __version__
 
         print(f"portctl, version {__version__}")
         return 0
@@ -46,7 +46,7 @@ def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
     if call is None:
         return None
     from . import output
-    from .errors import PortctlError
+    from ..base.errors import PortctlError
 
     try:
         return call(run_dir)
@@ -107,6 +107,6 @@ def _path(text: str):  # type: ignore[no-untyped-def]
 
     if text:
         return Path(text)
-    from .runfiles import find_run_dir
+    from ..core.runfiles import find_run_dir
 
     return find_run_dir()

@@ -26,7 +26,7 @@ _PRIVILEGE = {
 
 
 def _platform_name() -> str:
-    from ._platform import platform  # imported on demand: it pulls in psutil
+    from ..platform.current import platform  # imported on demand: it pulls in psutil
 
     return str(platform.NAME)
 
@@ -45,7 +45,7 @@ def bad_port(value: object) -> Msg:
 
 
 def bad_host(host: str, reason: str) -> Msg:
-    from .ports import NOT_LOCAL
+    from ..core.ports import NOT_LOCAL
 
     if reason == NOT_LOCAL:
         return (f"cannot use host {host!r}: {reason}",
@@ -82,8 +82,8 @@ def take_port_hint(port: int, holders: Sequence[Any], retry: str = "") -> str:
     """What may be done about a busy port under the policy in force and with our rights:
     never --force or free where they would be refused. ``retry``: the command that
     retries what failed, forcing."""
-    from . import policy
-    from ._platform import platform
+    from ..core import policy
+    from ..platform.current import platform
 
     if policy.is_production():
         return f"{_see_holder(port)}; stop it with its own service manager, or pick another port"
@@ -453,7 +453,7 @@ def short_command(cmdline: Sequence[str], limit: int = 80) -> str:
 
 
 def instance_url(host: str, port: int) -> str:
-    from .ports import connect_host
+    from ..core.ports import connect_host
 
     shown = connect_host(host)
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 
 from . import output
-from .backoff import BackoffPolicy
-from .errors import BadInput, PortctlError
-from .runfiles import RunDir
-from .spec import ServerSpec, default_restart, recorded, restarted
-from .status import LIVE_STATES, Status, collect
+from ..core.backoff import BackoffPolicy
+from ..base.errors import BadInput, PortctlError
+from ..core.runfiles import RunDir
+from ..core.spec import ServerSpec, default_restart, recorded, restarted
+from ..core.status import LIVE_STATES, Status, collect
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

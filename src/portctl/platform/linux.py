@@ -5,24 +5,24 @@ from __future__ import annotations
 import os
 import signal
 
-from . import _posix
-from ._linux_proc import children as children  # /proc beats psutil here
-from ._linux_proc import describe as describe
-from ._posix import STOP_SIGNALS as STOP_SIGNALS
-from ._posix import WAKE_INTERVAL_S as WAKE_INTERVAL_S
-from ._posix import can_bind as can_bind
-from ._posix import graceful_group as graceful_group
-from ._posix import graceful_one as graceful_one
-from ._posix import is_privileged as is_privileged
-from ._posix import lock_is_held as lock_is_held
-from ._posix import outside_group as outside_group
-from ._posix import block_until_unlocked as block_until_unlocked
-from ._posix import reap_adopted as reap_adopted
-from ._posix import request_stop as request_stop
-from ._posix import spawn_detached as spawn_detached
-from ._posix import stop_requested as stop_requested
-from ._posix import try_lock as try_lock
-from ._posix import unlock as unlock
+from . import posix as _posix
+from .linux_proc import children as children  # /proc beats psutil here
+from .linux_proc import describe as describe
+from .posix import STOP_SIGNALS as STOP_SIGNALS
+from .posix import WAKE_INTERVAL_S as WAKE_INTERVAL_S
+from .posix import can_bind as can_bind
+from .posix import graceful_group as graceful_group
+from .posix import graceful_one as graceful_one
+from .posix import is_privileged as is_privileged
+from .posix import lock_is_held as lock_is_held
+from .posix import outside_group as outside_group
+from .posix import block_until_unlocked as block_until_unlocked
+from .posix import reap_adopted as reap_adopted
+from .posix import request_stop as request_stop
+from .posix import spawn_detached as spawn_detached
+from .posix import stop_requested as stop_requested
+from .posix import try_lock as try_lock
+from .posix import unlock as unlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-    from ._platform_types import Listener
+    from .records import Listener
 
 NAME = "linux"
 _PR_SET_PDEATHSIG = 1
@@ -65,7 +65,7 @@ def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener
     """Every TCP listener on ``port`` from netlink (or /proc), each holder's pid from
     /proc/<pid>/fd: every process's, or those of ``among`` only (``()``: none). A socket
     without a holder found is listed once with pid None."""
-    from . import _linux_net  # sockets and struct: not for `status`
+    from . import linux_net as _linux_net  # sockets and struct: not for `status`
 
     sockets = _linux_net.listening_sockets(port)
     if not sockets:

@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 
-from .frozen import Frozen
+from ..base.frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

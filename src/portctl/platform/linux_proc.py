@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ._platform_types import ProcessInfo
+from .records import ProcessInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (forked by any of its threads), read from
     /proc/<pid>/task/*/children: one read per thread, not psutil's walk of every process."""
     if not _HAS_CHILDREN_FILES:
-        from ._psutil_readers import children as walk
+        from .psutil_readers import children as walk
 
         return walk(pid)
     found: list[int] = []

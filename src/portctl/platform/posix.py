@@ -1,15 +1,15 @@
-"""POSIX (macOS, BSD) process and socket primitives; ``_linux`` refines some of them.
+"""POSIX (macOS, BSD) process and socket primitives; ``linux`` refines some of them.
 
-The surface is ``_platform_protocol.Platform``, which ``_windows`` implements too.
+The surface is ``protocol.Platform``, which ``windows`` implements too.
 """
 from __future__ import annotations
 
 import os
 import signal
 
-from ._psutil_readers import children as children
-from ._psutil_readers import describe as describe
-from ._psutil_readers import listeners as listeners
+from .psutil_readers import children as children
+from .psutil_readers import describe as describe
+from .psutil_readers import listeners as listeners
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # subprocess and socket are imported where used: `who` and `status` need neither
@@ -133,7 +133,7 @@ def try_lock(path: Path) -> Optional[int]:
     again, so two processes never hold locks on two different files of the same name.
     The file is opened as a run file: a symlink is never followed (nor created through), and
     one that is not ours, or that others may write, is refused (safefile.UnsafeFile)."""
-    from .safefile import open_file
+    from ..base.safefile import open_file
 
     while True:
         fd = open_file(path, os.O_RDWR | os.O_CREAT, 0o644)

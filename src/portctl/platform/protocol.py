@@ -1,5 +1,5 @@
-"""The platform surface as a type: ``_posix``, ``_linux`` and ``_windows`` each satisfy
-``Platform``, and ``_platform.platform`` is the one chosen. For type checkers only: portctl
+"""The platform surface as a type: ``posix``, ``linux`` and ``windows`` each satisfy
+``Platform``, and ``current.platform`` is the one chosen. For type checkers only: portctl
 imports this module under ``TYPE_CHECKING`` (it loads ``typing``, which the fast paths avoid).
 mypy verifies each platform module against it (``--platform linux``, ``darwin``, ``win32``)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # annotations only: Listener exists for type checkers alone
 
     import psutil
 
-    from ._platform_types import Listener, ProcessInfo
+    from .records import Listener, ProcessInfo
 
 
 class Platform(Protocol):

@@ -1,13 +1,13 @@
 """Port holders through psutil: the portable route (macOS, Windows, and Linux without /proc)."""
 from __future__ import annotations
 
-from ._platform_types import ProcessInfo
+from .records import ProcessInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Optional
 
-    from ._platform_types import Listener
+    from .records import Listener
 
 
 def describe(pid: int) -> Optional[ProcessInfo]:

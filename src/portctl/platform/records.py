@@ -2,7 +2,7 @@
 portctl but ``frozen``, so the platform modules never import the core."""
 from __future__ import annotations
 
-from .frozen import Frozen
+from ..base.frozen import Frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

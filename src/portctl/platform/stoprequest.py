@@ -6,7 +6,7 @@ takes a request only if both match it. A request left by an earlier instance, or
 without reading the record, is removed unanswered."""
 from __future__ import annotations
 
-from ._atomic import write_atomic
+from ..base.atomic import write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

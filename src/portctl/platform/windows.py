@@ -1,5 +1,5 @@
-"""Windows process and socket primitives: the surface of ``_posix``
-(``_platform_protocol.Platform``).
+"""Windows process and socket primitives: the surface of ``posix``
+(``protocol.Platform``).
 
 Written against the documented Win32 and psutil behaviour; not yet run on Windows (the
 CI matrix has a Windows job that has never run): only the Linux machine has verified portctl.
@@ -18,9 +18,9 @@ from typing import Mapping, Optional, Sequence
 import psutil
 
 from . import stoprequest
-from ._psutil_readers import children as children
-from ._psutil_readers import describe as describe
-from ._psutil_readers import listeners as listeners  # net_connections needs no admin here
+from .psutil_readers import children as children
+from .psutil_readers import describe as describe
+from .psutil_readers import listeners as listeners  # net_connections needs no admin here
 
 NAME = "windows"
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGBREAK)
@@ -155,7 +155,7 @@ def try_lock(path: Path) -> Optional[int]:
     makes): the fd that holds the lock, or None when another process holds it. Windows does
     not delete a file that is open, so the file locked is the one at ``path``. Anything but a
     regular file there is refused (safefile.UnsafeFile)."""
-    from .safefile import open_file
+    from ..base.safefile import open_file
 
     try:
         fd = open_file(path, os.O_RDWR | os.O_CREAT, 0o644)

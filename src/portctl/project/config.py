@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..backoff import BackoffPolicy
-from ..errors import BadInput
-from ..spec import SECONDS_MIN, check_name, seconds_problem
+from ..core.backoff import BackoffPolicy
+from ..base.errors import BadInput
+from ..core.spec import SECONDS_MIN, check_name, seconds_problem
 from .model import AUTO, CONDITIONS, STOP_SIGNALS, Project, Service, did_you_mean, placeholders
 
 PROJECT_FILE = "portctl.toml"

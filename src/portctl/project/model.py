@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Optional
 
-from .. import defaults
-from ..backoff import BackoffPolicy
-from ..errors import BadInput
-from ..spec import ServerSpec, resolve_executable
+from ..base import defaults
+from ..core.backoff import BackoffPolicy
+from ..base.errors import BadInput
+from ..core.spec import ServerSpec, resolve_executable
 
 AUTO = 0  # Service.port when any free port will do ("auto")
 CONDITIONS = ("started", "ready", "healthy")  # depends_on conditions, as Compose's
