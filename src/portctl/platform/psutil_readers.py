@@ -1,4 +1,5 @@
-"""Port holders through psutil: the portable route (macOS, Windows, and Linux without /proc)."""
+"""Port holders and process descriptions through psutil: the portable route (macOS, Windows,
+and Linux without /proc)."""
 from __future__ import annotations
 
 from .records import ProcessInfo
