@@ -23,8 +23,8 @@ from .terminate import stop_tree
 
 STOP_MARGIN_S = 10.0  # beyond the grace period: the kill, and the supervisor's own clean-up
 LEFTOVER_ROUNDS = 3
-LET_GO_CHECK_S = 0.25
-HURRY_RETRY_S = 0.01  # --grace: the supervisor has not yet taken the first request  # while waiting for the lock: how often to look whether our target let go
+LET_GO_CHECK_S = 0.25  # while waiting for the lock: how often to look whether our target let go
+HURRY_RETRY_S = 0.01  # --grace: the supervisor has not yet taken the first request
 FREE_VERIFY_S = 5.0
 
 
