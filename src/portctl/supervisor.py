@@ -25,9 +25,9 @@ from ._platform import platform
 from ._record import replace
 from .backoff import RestartTracker
 from .decisions import (DAEMONIZED, Action, BackoffElapsed, ChildExited, Daemonized, Event, FailStart, Facts,
-                        Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart, ProbeResult, Ready,
-                        ReadyTimeout, Restarting, RestartVerdict, Spawn, State, StopChild, Stopping, StopSignal,
-                        WaitBackoff, decide)
+                        Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, NoteListening, PlanRestart,
+                        ProbeResult, Ready, ReadyTimeout, Restarting, RestartVerdict, Spawn, State, StopChild,
+                        Stopping, StopSignal, WaitBackoff, decide)
 from .errors import AlreadyRunning, BadInput, NameTaken, NotReady, PortctlError, PortInUse
 from .errors import ChildExited as ChildExitedEarly
 from .events import EventLog
@@ -69,6 +69,7 @@ class Supervisor:
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._child_began = 0.0
         self.spawned = False  # a child was started: its log is worth showing on failure
+        self._listening_elsewhere: list[int] = []  # not ready: the ports the tree listens on instead
         self._ready_deadline = self._backoff_until = 0.0
         self._poll_s = READY_POLL_FIRST_S
         self._tree_stopped = True  # nothing spawned yet
@@ -253,6 +254,9 @@ class Supervisor:
             self._backoff_until = time.monotonic() + action.delay_s
         elif isinstance(action, MarkServing):
             self._serving(action.elapsed_s)
+        elif isinstance(action, NoteListening):
+            tree = (p.pid for p in descendants(os.getpid()))
+            self._listening_elsewhere = sorted(ports.listening_ports(tree) - {self.spec.port})
         elif isinstance(action, FailStart):
             self._fail_start(action.code)
         elif isinstance(action, Finish):
@@ -298,10 +302,9 @@ class Supervisor:
 
     def _fail_start(self, code: Optional[int]) -> None:
         """Before it ever served, the child exited (``code``) or was not ready in time."""
-        if code is None:  # the tree still runs: say where it listens instead, if it does
-            elsewhere = ports.listening_ports(p.pid for p in descendants(os.getpid())) - {self.spec.port}
+        if code is None:
             raise NotReady(*output.not_ready(self.spec.port, self.spec.host, self.spec.ready_timeout_s,
-                                             sorted(elsewhere)))
+                                             self._listening_elsewhere))
         self._diagnose_bind_failure()
         if code:
             raise ChildExitedEarly(*output.exited_early(code), code=code)
