@@ -179,3 +179,15 @@ def test_runs_portctl() -> None:
     assert not runs_portctl(["python", "/home/me/portctl-demo/main.py"])
     assert [age(s) for s in (0, 42, 307, 3 * 3600 + 720, 2 * 86400 + 4 * 3600)] == \
         ["0s", "42s", "5m07s", "3h12m", "2d04h"]
+
+
+def test_the_caller_of_portctl_is_never_swept(project: Project) -> None:
+    """`python main.py TAG` matches, but it is the ancestor running the sweep."""
+    where = project.root / "backend"
+    argv = project.portctl.argv("clean", "--sweep", "--force", "--anywhere")
+    (where / "main.py").write_text(f"import subprocess, sys\nsys.exit(subprocess.run({argv!r}).returncode)\n")
+    caller = project._spawn([sys.executable, "main.py", project.tag], cwd=where,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = caller.communicate(timeout=60)
+    assert caller.returncode == 0, err
+    assert "no strays of backend anywhere" in out
