@@ -525,6 +525,36 @@ def config_show(as_json: bool) -> None:
         output.say(line)
 
 
+@cli.command()
+@click.option("--prefix", default="", help="Put before every target name (pc- gives pc-start, "
+              "pc-stop-NAME, ...), so none clashes with your Makefile's own.")
+def makefile(prefix: str) -> None:
+    """Print a Makefile fragment for the project's services: start, stop, restart, status,
+    and per service start-NAME, stop-NAME, restart-NAME, status-NAME, logs-NAME, force-clean-NAME."""
+    from .project import wrappers
+    from .project.config import require_project
+
+    project = require_project(Path.cwd())
+    text = wrappers.makefile(project, prefix)
+    found, clashing = wrappers.clashes(project, prefix, Path.cwd())
+    if clashing:
+        output.warn(output.makefile_clashes(found, clashing))
+    click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def wrappers(directory: Optional[Path]) -> None:
+    """Write start-NAME.bat, stop-NAME.bat and restart-NAME.bat (a force restart) for every
+    service, for Windows, into DIRECTORY (default: scripts under the project root)."""
+    from .project import wrappers as bat
+    from .project.config import require_project
+
+    project = require_project(Path.cwd())
+    for path in bat.write_wrappers(project, directory or project.root / "scripts"):
+        output.say(output.wrote(str(path)))
+
+
 def main() -> None:
     """Console entry point: this process is portctl's own, and ends when the command does."""
     global _OWN_PROCESS

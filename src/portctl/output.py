@@ -447,6 +447,15 @@ def sweep_refused(pid: int, service: str) -> Msg:
             "stop it with its own service manager; without --force, clean --sweep only lists")
 
 
+def makefile_clashes(makefile: str, targets: Sequence[str]) -> str:
+    return (f"{makefile} already has the targets {', '.join(targets)}: make would keep one recipe of "
+            f"each; take a prefix (portctl makefile --prefix pc-)")
+
+
+def wrote(path: str) -> str:
+    return f"wrote {path}"
+
+
 def sweep_allowed(policy: str, pids: Sequence[int]) -> str:
     return f"the {policy} allows stopping the strays {', '.join(map(str, pids))}"
 
