@@ -276,3 +276,23 @@ def test_wrappers_never_replace_a_file_of_yours_or_go_outside(project: Project, 
     assert sorted(p.name for p in scripts.iterdir()) == ["stop-frontend.bat"]  # nothing written
     outside = project.portctl_cli("wrappers", str(tmp_path))
     assert outside.returncode == 2 and "not inside the project root" in outside.stderr
+
+
+@needs_make
+@pytest.mark.parametrize("prefix", ["", "pc-"])
+def test_the_single_instance_fragment_keeps_the_default_goal_and_takes_a_prefix(tmp_path: Path, prefix: str) -> None:
+    """scripts/portctl.mk (one instance, no project file): included first, `make` still runs
+    the including Makefile's first target; with PORTCTL_PREFIX its clean and status are its own."""
+    (tmp_path / "Makefile").write_text(
+        f"PORTCTL_PREFIX = {prefix}\ninclude {ROOT / 'scripts' / 'portctl.mk'}\n"
+        "all:\n\t@echo own default\nstatus:\n\t@echo own status\n")
+    result = subprocess.run(["make", "-C", str(tmp_path), "PORTCTL=false"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "own default" in result.stdout
+    clash = subprocess.run(["make", "-C", str(tmp_path), "status", "PORTCTL=false"], capture_output=True,
+                           text=True, timeout=60)
+    assert "own status" in clash.stdout
+    assert ("overriding recipe" in clash.stderr) == (prefix == "")
+    if prefix:
+        assert "Error 1" in subprocess.run(["make", "-C", str(tmp_path), "pc-status", "PORTCTL=false"],
+                                           capture_output=True, text=True, timeout=60).stderr
