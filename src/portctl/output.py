@@ -420,7 +420,7 @@ SWEEP_COLUMNS = ["PID", "SERVICE", "AGE", "CWD", "COMMAND"]
 
 def no_sweep_patterns(names: Sequence[str], file: str) -> Msg:
     return (f"no sweep patterns for {', '.join(names)} in {file}",
-            "add sweep = ['REGEX', ...] to the service (a regex matched against command lines)")
+            "give the service sweep = ['REGEX', ...]: regexes matched against command lines")
 
 
 def sweep_none(names: Sequence[str], where: str) -> str:
