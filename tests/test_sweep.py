@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import psutil
 import pytest
 
 from conftest import Popen, Portctl, accepts, is_gone, unused_port, wait_file, wait_until
@@ -191,3 +192,16 @@ def test_the_caller_of_portctl_is_never_swept(project: Project) -> None:
     out, err = caller.communicate(timeout=60)
     assert caller.returncode == 0, err
     assert "no strays of backend anywhere" in out
+
+
+def test_a_portctl_command_is_never_swept(project: Project) -> None:
+    """A long-running portctl (here `events -f`) whose command line matches a pattern."""
+    watched = project.root / f"never-matches-{project.tag}"
+    watched.mkdir()
+    follower = project._spawn([sys.executable, "-m", "portctl", "--run-dir", str(watched), "events", "-f"],
+                              cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: any(str(watched) in arg for arg in psutil.Process(follower.pid).cmdline()), 30,
+               "the follower to run")
+    result = project.clean("--force")
+    assert result.returncode == 0, result.stderr
+    assert "no strays of backend" in result.stdout and follower.poll() is None
