@@ -355,16 +355,55 @@ def status(names: tuple[str, ...], port: Optional[int], as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
-def clean(dry_run: bool) -> None:
-    """Remove stale pid files, records and locks; stop verified orphans of our instances."""
+@click.option("--sweep", is_flag=True, help="Then list the strays of the project's services NAME... (default: "
+              "all): your processes matching their sweep patterns, under the project root.")
+@click.option("--anywhere", is_flag=True, help="--sweep: wherever the strays' working directory is.")
+@click.option("--force", is_flag=True, help="--sweep: stop the strays, whole trees (policy applies).")
+def clean(names: tuple[str, ...], dry_run: bool, sweep: bool, anywhere: bool, force: bool) -> None:
+    """Remove stale pid files, records and locks; stop verified orphans of our instances.
+    With --sweep, then list the strays of the project's services (stop them with --force)."""
     from . import instances
 
+    if not sweep and (names or anywhere or force):
+        raise click.UsageError("NAME, --anywhere and --force go with --sweep")
+    project = _sweep_project(names) if sweep else None
     actions = instances.clean(_run_dir(), dry_run)
     for action, target in actions:
         output.say(output.clean_action(action, target, dry_run))
     if not actions:
         output.say(output.clean_nothing())
+    if project is not None:
+        _sweep(project, names, anywhere, force and not dry_run, dry_run)
+
+
+def _sweep_project(names: tuple[str, ...]) -> Any:
+    """The project of the current directory, its services NAME... checked for sweep patterns."""
+    from .project import sweep
+    from .project.config import require_project
+
+    project = require_project(Path.cwd())
+    sweep.services(project, names)
+    return project
+
+
+def _sweep(project: Any, names: tuple[str, ...], anywhere: bool, force: bool, dry_run: bool) -> None:
+    import time
+
+    from .project import sweep
+
+    strays = sweep.find(project, names, anywhere=anywhere)
+    if not strays:
+        chosen = [s.name for s in sweep.services(project, names)]
+        output.say(output.sweep_none(chosen, output.sweep_where(str(project.root), anywhere)))
+        return
+    now = time.time()
+    output.table("strays", output.SWEEP_COLUMNS, [s.row(now) for s in strays])
+    if force:
+        output.say(output.sweep_stopped(sweep.stop(project, strays, _run_dir())))
+    else:
+        output.say(output.sweep_listed(len(strays), dry_run))
 
 
 @cli.command()
@@ -484,6 +523,36 @@ def config_show(as_json: bool) -> None:
         return
     for line in lines(project):
         output.say(line)
+
+
+@cli.command()
+@click.option("--prefix", default="", help="Put before every target name (pc- gives pc-start, "
+              "pc-stop-NAME, ...), so none clashes with your Makefile's own.")
+def makefile(prefix: str) -> None:
+    """Print a Makefile fragment for the project's services: start, stop, restart, status,
+    and per service start-NAME, stop-NAME, restart-NAME, status-NAME, logs-NAME, force-clean-NAME."""
+    from .project import wrappers
+    from .project.config import require_project
+
+    project = require_project(Path.cwd())
+    text = wrappers.makefile(project, prefix)
+    found, clashing = wrappers.clashes(project, prefix, Path.cwd())
+    if clashing:
+        output.warn(output.makefile_clashes(found, clashing))
+    click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def wrappers(directory: Optional[Path]) -> None:
+    """Write start-NAME.bat, stop-NAME.bat and restart-NAME.bat (a force restart) for every
+    service, for Windows, into DIRECTORY (default: scripts under the project root)."""
+    from .project import wrappers as bat
+    from .project.config import require_project
+
+    project = require_project(Path.cwd())
+    for path in bat.write_wrappers(project, directory or project.root / "scripts"):
+        output.say(output.wrote(str(path)))
 
 
 def main() -> None:

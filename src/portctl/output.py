@@ -414,6 +414,52 @@ def clean_nothing() -> str:
     return "nothing to clean"
 
 
+# `clean --sweep`: strays matching a service's sweep patterns
+SWEEP_COLUMNS = ["PID", "SERVICE", "AGE", "CWD", "COMMAND"]
+
+
+def no_sweep_patterns(names: Sequence[str], file: str) -> Msg:
+    return (f"no sweep patterns for {', '.join(names)} in {file}",
+            "give the service sweep = ['REGEX', ...]: regexes matched against command lines")
+
+
+def sweep_none(names: Sequence[str], where: str) -> str:
+    return f"no strays of {', '.join(names)} {where}"
+
+
+def sweep_where(root: str, anywhere: bool) -> str:
+    return "anywhere" if anywhere else f"under {root}"
+
+
+def sweep_listed(count: int, dry_run: bool) -> str:
+    what = f"{count} stray{'s' if count != 1 else ''}"
+    if dry_run:
+        return f"dry run: {what} would be stopped with --force; nothing stopped"
+    return f"{what} left running: add --force to stop {'them' if count != 1 else 'it'} (whole trees)"
+
+
+def sweep_stopped(pids: Sequence[int]) -> str:
+    return f"stopped {len(pids)} stray{'s' if len(pids) != 1 else ''}: pid {', '.join(map(str, pids))}"
+
+
+def sweep_refused(pid: int, service: str) -> Msg:
+    return (f"refusing to stop pid {pid} (a stray of {service}): portctl did not start it (production)",
+            "stop it with its own service manager; without --force, clean --sweep only lists")
+
+
+def makefile_clashes(makefile: str, targets: Sequence[str]) -> str:
+    return (f"{makefile} already has the targets {', '.join(targets)}: make would keep one recipe of "
+            f"each; take a prefix (portctl makefile --prefix pc-)")
+
+
+def wrote(path: str) -> str:
+    return f"wrote {path}"
+
+
+def sweep_allowed(policy: str, pids: Sequence[int]) -> str:
+    return f"the {policy} allows stopping the strays {', '.join(map(str, pids))}"
+
+
 def nothing_holds(port: int) -> str:
     return f"nothing listens on port {port}"
 
