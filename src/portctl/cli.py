@@ -487,7 +487,7 @@ def config_show(as_json: bool) -> None:
 
 
 @cli.command(name="export")
-@click.argument("target", type=click.Choice(["systemd", "compose", "kubernetes"]))
+@click.argument("target", type=click.Choice(["systemd", "compose", "kubernetes"]), metavar="TARGET")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write one file per unit or manifest into DIR (made if missing) instead of stdout.")

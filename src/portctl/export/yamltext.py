@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+# what YAML does not allow raw in a quoted scalar, or reads as a line break (JSON escapes < 0x20)
+_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
 def dump(data: Any) -> str:
@@ -23,13 +25,17 @@ def _scalar(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _quoted(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
 
 
 def _key(key: str) -> str:
     return key if _PLAIN_KEY.fullmatch(key) and key not in ("true", "false", "null", "yes", "no", "on", "off") \
-        else json.dumps(key, ensure_ascii=False)
+        else _quoted(key)
+
+
+def _quoted(text: str) -> str:
+    return _ESCAPE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _lines(data: Any, indent: int) -> list[str]:
