@@ -9,8 +9,9 @@ Mapping (docs/deploy.md has the table):
   reads those after ``Environment=`` (a file would beat ``env``) and without python-dotenv's
   ``${VAR}`` expansion.
 - Readiness: ``Type=exec``: a unit is up when its program has been executed. ``depends_on``
-  gives ``After=`` and, for ``ready`` and ``healthy``, ``Requires=`` (stopped or failed, the
-  dependency takes the dependent with it); for ``started``, ``Wants=``. systemd has no port or
+  gives ``After=`` and, for ``ready`` and ``healthy``, ``Requires=`` (a
+  dependency that fails to start keeps the dependent from starting; stopping or restarting it
+  does the same to the dependent); for ``started``, ``Wants=``. systemd has no port or
   HTTP check, so ``ready`` and ``healthy`` wait only for the start.
 - Restarts: ``Restart=`` from ``restart``, ``RestartSec=`` the first backoff delay,
   ``StartLimitBurst=`` max_restarts + 1 starts in ``StartLimitIntervalSec=`` restart_window.
