@@ -8,7 +8,7 @@ read from outside is the port a running service holds (``plan.running_ports``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Optional
 
 from ..project.model import Project
 from .plan import Export, Manifest, make_plan
@@ -19,11 +19,11 @@ __all__ = ["TARGETS", "Export", "Manifest", "export", "joined", "write_files"]
 
 
 def export(target: str, project: Project, names: Iterable[str] = (),
-           running: Mapping[str, int] = {}) -> Export:
+           running: Optional[Mapping[str, int]] = None) -> Export:
     """The files of ``target`` for the services ``names`` (all when empty) and what they
     depend on. ``running`` maps a running service to the port it holds (see
     ``plan.running_ports``); an ``"auto"`` port is fixed to it, else to its first candidate."""
-    plan = make_plan(project, names, running)
+    plan = make_plan(project, names, running or {})
     if target == "systemd":
         from .systemd import render
     elif target == "compose":
