@@ -263,3 +263,29 @@ def test_yaml_writer_round_trips_every_string(value: str) -> None:
 
     data = {"key": value, value or "empty": [value, {"nested": value}], "n": 3, "b": True, "e": [], "d": {}}
     assert yaml.safe_load(yamltext.dump(data)) == data
+
+
+def test_a_procfile_exports_with_its_ports_fixed_and_a_shell_only_where_the_line_needs_one(
+        tmp_path: Path, spawn: Callable[..., subprocess.Popen]) -> None:
+    root = tmp_path / "procapp"
+    root.mkdir()
+    (root / "Procfile").write_text('web: sleep $PORT && echo "hi 100%"\nworker: sleep 60\n')
+    out_dir = tmp_path / "units"
+    result = run_export(root, spawn, "systemd", "-o", str(out_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "portctl: warning: web: port 5000 (range 5000-5099) fixed to 5000 (not running; its first candidate)",
+        "portctl: warning: worker: port 5100 (range 5100-5199) fixed to 5100 (not running; its first candidate)",
+    ]
+    exec_lines = [line for name in ("procapp-web.service", "procapp-worker.service")
+                  for line in (out_dir / name).read_text().splitlines() if line.startswith("ExecStart=")]
+    sh = os.path.normpath(shutil.which("sh") or "sh")
+    sleep = os.path.normpath(shutil.which("sleep") or "sleep")
+    assert exec_lines == [f'ExecStart={sh} -c "sleep $$PORT && echo \\"hi 100%%\\""', f"ExecStart={sleep} 60"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd)")
+    proc = spawn([analyze, "verify", "--man=no", *sorted(str(p) for p in out_dir.iterdir())], cwd=str(out_dir),
+                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, "")

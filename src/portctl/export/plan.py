@@ -1,9 +1,10 @@
 """What every export target needs from a project: the chosen services in start order, a fixed
 port for each (the targets have no dynamic ports), their environments and their commands.
 
-An ``"auto"`` port becomes the port the service holds when it runs (read from the run dir's
-records), else the first free candidate of its own (the first of ``port_range``, else 8000 on)
-not fixed by another exported service; either way a warning says so.
+A dynamic port (``"auto"``, or a port with a ``port_range`` to fall back on) becomes the port
+the service holds when it runs (read from the run dir's records), else its first candidate:
+its own port, or for ``"auto"`` the first of ``port_range`` (else 8000 on) not fixed by another
+service; either way a warning says so.
 """
 from __future__ import annotations
 
@@ -90,23 +91,26 @@ class Plan(NamedTuple):
 
 def make_plan(project: Project, names: Iterable[str], running: Mapping[str, int]) -> Plan:
     """The plan for ``names`` (all when empty) and their dependencies: fixed ports first, then
-    the running ports, then each remaining ``"auto"`` one on its first candidate not taken."""
+    the running ports, then each remaining dynamic one on its first candidate not taken."""
     order = [n for level in project.start_order(names) for n in level]
     services = tuple(project.service(n) for n in order)
-    ports = {s.name: s.port for s in project.services if not s.auto}
+    dynamic = [s for s in project.services if s.auto or s.port_range is not None]
+    ports = {s.name: s.port for s in project.services if not (s.auto or s.port_range is not None)}
     warnings: list[str] = []
-    for service in project.services:
-        if service.auto and running.get(service.name):
-            ports[service.name] = running[service.name]
-            if service.name in order:
-                warnings.append(f"{service.name}: port \"auto\" fixed to {ports[service.name]}, "
-                                "the port it runs on now")
-    for service in project.services:
+
+    def fix(service: Service, port: int, why: str) -> None:
+        ports[service.name] = port
+        if service.name in order:
+            was = '"auto"' if service.auto else f"{service.port} (range {_range_text(service)})"
+            warnings.append(f"{service.name}: port {was} fixed to {port}{why}")
+
+    for service in dynamic:
+        if running.get(service.name):
+            fix(service, running[service.name], ", the port it runs on now")
+    for service in dynamic:
         if service.name not in ports:
-            ports[service.name] = _first_candidate(service, set(ports.values()))
-            if service.name in order:
-                warnings.append(f"{service.name}: port \"auto\" fixed to {ports[service.name]} "
-                                "(not running; its first candidate)")
+            port = service.port if not service.auto else _first_candidate(service, set(ports.values()))
+            fix(service, port, " (not running; its first candidate)")
     _check_dns_names(services)
     return Plan(project, services, ports, tuple(warnings))
 
@@ -122,6 +126,11 @@ def running_ports(project: Project, run_dir: Path) -> dict[str, int]:
         if live is not None:
             found[name] = live.port
     return found
+
+
+def _range_text(service: Service) -> str:
+    low, high = service.port_range or (0, 0)
+    return f"{low}-{high}"
 
 
 def _first_candidate(service: Service, taken: set[int]) -> int:
