@@ -289,3 +289,12 @@ def test_a_procfile_exports_with_its_ports_fixed_and_a_shell_only_where_the_line
                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=60)
     assert (proc.returncode, out) == (0, "")
+
+
+def test_the_mapping_table_has_a_row_for_every_project_key() -> None:
+    from portctl.project.config import KEYS
+
+    doc = (Path(__file__).parent.parent / "docs" / "deploy.md").read_text()
+    first_cells = [line.split("|")[1] for line in doc.splitlines() if line.startswith("| `")]
+    missing = [key for key in KEYS if not any(f"`{key}`" in cell for cell in first_cells)]
+    assert missing == []

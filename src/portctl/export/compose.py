@@ -4,7 +4,7 @@ Each service runs the image ``PROJECT-NAME:latest`` (to be built with the servic
 WORKDIR plays the part of ``cwd``) and serves on ``0.0.0.0`` inside its container; the other
 services reach it at ``http://NAME:PORT`` (its Compose name), so the ``{services.NAME.url}``
 placeholders and ``PORTCTL_<NAME>_URL`` variables say that. The port is published on the host
-at the same number. ``env_file`` lists the root's ``.env`` and the service's ``env_file``s
+at the same number, on the address the service was to serve on (``127.0.0.1`` stays local). ``env_file`` lists the root's ``.env`` and the service's ``env_file``s
 (Compose reads them), ``environment`` the service's ``env`` and portctl's variables, which
 win over the files as in portctl. ``health`` becomes a ``curl`` healthcheck (the image needs curl);
 Compose interpolates ``$VAR``, so every ``$`` of a command or a value is written ``$$``.
@@ -28,16 +28,16 @@ _RESTART = {"no": "no", "on-failure": "on-failure", "always": "always"}
 def render(plan: Plan) -> tuple[Manifest, ...]:
     """The one Compose file of the plan."""
     inner = plan.in_containers()
-    services = {dns_label(s.name): _service(inner, s) for s in inner.services}
+    services = {dns_label(s.name): _service(inner, s, plan.project.service(s.name).host) for s in inner.services}
     return (Manifest(FILENAME, yamltext.dump({"name": plan.name, "services": services})),)
 
 
-def _service(plan: Plan, service: Service) -> dict[str, Any]:
+def _service(plan: Plan, service: Service, host: str) -> dict[str, Any]:
     port = plan.ports[service.name]
     out: dict[str, Any] = {
         "image": f"{plan.name}-{dns_label(service.name)}:latest",
         "command": [_literal(w) for w in plan.command(service, "0.0.0.0")],
-        "ports": [f"{port}:{port}"],
+        "ports": [published(host, port)],
     }
     if plan.env_files(service):
         out["env_file"] = plan.env_files(service)
@@ -59,6 +59,16 @@ def _service(plan: Plan, service: Service) -> dict[str, Any]:
     out["stop_grace_period"] = seconds_text(service.grace_s)
     out["restart"] = _RESTART[restart_mode(service)]
     return out
+
+
+def published(host: str, port: int) -> str:
+    """The ``ports:`` entry: on the host address the service was served on (``127.0.0.1:P:P``
+    keeps it local), on every address for a wildcard host (``P:P``)."""
+    if host in ("", "0.0.0.0", "::"):
+        return f"{port}:{port}"
+    if host == "localhost":
+        host = "127.0.0.1"
+    return f"[{host}]:{port}:{port}" if ":" in host else f"{host}:{port}:{port}"
 
 
 def health_url(health: str, port: int) -> str:
