@@ -16,7 +16,8 @@ Mapping (docs/deploy.md has the table):
 - Restarts: ``Restart=`` from ``restart``, ``RestartSec=`` the first backoff delay,
   ``StartLimitBurst=`` max_restarts + 1 starts in ``StartLimitIntervalSec=`` restart_window.
 - Stop: ``KillSignal=`` stop_signal, ``TimeoutStopSec=`` grace, ``KillMode=mixed`` (the signal
-  to the main process, then KILL to the whole cgroup when the grace is over: no orphans).
+  to the main process, then KILL to what is left of the cgroup, at the latest after the grace:
+  no orphans).
 """
 from __future__ import annotations
 
