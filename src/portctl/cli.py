@@ -555,6 +555,29 @@ def wrappers(directory: Optional[Path]) -> None:
         output.say(output.wrote(str(path)))
 
 
+@cli.command(name="export")
+@click.argument("target", type=click.Choice(["systemd", "compose", "kubernetes"]), metavar="TARGET")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write one file per unit or manifest into DIR (made if missing) instead of stdout.")
+def export_cmd(target: str, names: tuple[str, ...], out_dir: Optional[Path]) -> None:
+    """Render the project (or NAMEs and their dependencies) as systemd units, a Compose file or
+    Kubernetes manifests. An "auto" port is fixed: see docs/deploy.md."""
+    from .export import export, joined, write_files
+    from .export.plan import running_ports
+    from .project.config import require_project
+
+    project = require_project(Path.cwd())
+    result = export(target, project, names, running_ports(project, click.get_current_context().obj))
+    for warning in result.warnings:
+        output.warn(warning)
+    if out_dir is None:
+        click.echo(joined(target, result.manifests), nl=False)
+        return
+    for path in write_files(out_dir, result.manifests):
+        output.say(str(path))
+
+
 def main() -> None:
     """Console entry point: this process is portctl's own, and ends when the command does."""
     global _OWN_PROCESS
