@@ -43,7 +43,6 @@ VERIFY_FREE_S = 5.0
 PORT_ATTEMPTS = 3  # dynamic ports: candidates tried when the child loses the bind race
 READY_POLL_FIRST_S = 0.001  # readiness checks: 1 ms, then every 2 ms (a refused connect is ~50 us)
 READY_POLL_MAX_S = 0.002
-REAP_INTERVAL_S = 1.0  # how often the adopted orphans that exited are reaped (a PID 1's job)
 HEALTH_REFRESH_S = 60.0  # an unchanged health verdict is rewritten into the record this seldom
 
 
@@ -422,6 +421,9 @@ class Supervisor:
             self._inbox.put(StopSignal(signum, signal.Signals(signum).name))
 
         previous = {sig: signal.signal(sig, record) for sig in platform.STOP_SIGNALS}
+        child_signal = getattr(signal, "SIGCHLD", None)  # an adopted orphan exited: reap it
+        if child_signal is not None:
+            previous[child_signal] = signal.signal(child_signal, lambda _signum, _frame: self._inbox.wake())
         try:
             yield
         finally:
@@ -463,8 +465,8 @@ class Supervisor:
         return None
 
     def _wait_s(self) -> Optional[float]:
-        """How long the inbox may keep us waiting: the state's own clock, else until the next
-        reaping of adopted orphans (REAP_INTERVAL_S) or the platform's wake-up."""
+        """How long the inbox may keep us waiting: the state's own clock, else until the
+        platform's wake-up (None: until an event, or SIGCHLD, comes)."""
         if self._state is State.STARTING:
             wait: Optional[float] = max(0.0, min(self._poll_s, self._ready_deadline - time.monotonic()))
             self._poll_s = min(self._poll_s * 2, READY_POLL_MAX_S)
@@ -472,8 +474,8 @@ class Supervisor:
             wait = max(0.0, self._backoff_until - time.monotonic())
         else:
             wait = None
-        wake = min(REAP_INTERVAL_S, platform.WAKE_INTERVAL_S or REAP_INTERVAL_S)
-        return wake if wait is None else min(wait, wake)
+        wake = platform.WAKE_INTERVAL_S
+        return wake if wait is None else (wait if wake is None else min(wait, wake))
 
     def _stop_requested(self) -> bool:
         """A stop request that came by file, not by signal (Windows)."""
