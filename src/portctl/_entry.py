@@ -2,7 +2,7 @@
 plain forms run without importing click (Makefiles and scripts call them in loops, and
 click's import alone costs more than Python's start-up): ``SHAPES`` declares those forms,
 and each maps to the function of ``commands`` the click CLI calls, with the values click
-would pass (tests/test_entry_shapes.py checks both against click's own parse). Any other
+would pass (tests/test_app_layer.py checks both against click's own parse). Any other
 form, `--help` or a doubt about the arguments goes to the click CLI, which stays the one
 definition of the interface."""
 from __future__ import annotations
