@@ -59,10 +59,6 @@ def run_dir_unusable(path: object, why: str) -> Msg:
     return f"run dir {path} {why}", "use --run-dir or PORTCTL_RUN_DIR"
 
 
-def bad_number(option: str, value: object) -> Msg:
-    return f"invalid {option} {value!r}", "use a number of seconds >= 0"
-
-
 def bad_name(name: object) -> Msg:
     return (f"invalid name {name!r}",
             "use 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.'")
