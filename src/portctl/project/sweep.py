@@ -19,7 +19,7 @@ from typing import Iterable, NamedTuple, Optional, Sequence
 
 import psutil
 
-from .. import output, policy, ports
+from .. import messages, policy, ports
 from ..errors import BadInput, PolicyRefused
 from ..identity import is_alive
 from ..instances import live_owner, tokens
@@ -38,9 +38,9 @@ class Stray(NamedTuple):
     started: float  # creation time, seconds since the epoch
 
     def row(self, now: float) -> list[str]:
-        """PID, SERVICE, AGE, CWD, COMMAND, as ``output.table`` shows them."""
+        """PID, SERVICE, AGE, CWD, COMMAND, as ``render.table`` shows them."""
         return [str(self.proc.pid), self.service, age(now - self.started), self.cwd or "?",
-                output.short_command(self.cmdline, 1000)]
+                messages.short_command(self.cmdline, 1000)]
 
 
 def services(project: Project, names: Sequence[str]) -> list[Service]:
@@ -49,11 +49,11 @@ def services(project: Project, names: Sequence[str]) -> list[Service]:
         chosen = [project.service(name) for name in names]
         bare = [s.name for s in chosen if not s.sweep]
         if bare:
-            raise BadInput(*output.no_sweep_patterns(bare, str(project.file)))
+            raise BadInput.no_sweep_patterns(bare, str(project.file))
         return chosen
     chosen = [s for s in project.services if s.sweep]
     if not chosen:
-        raise BadInput(*output.no_sweep_patterns(list(project.names()), str(project.file)))
+        raise BadInput.no_sweep_patterns(list(project.names()), str(project.file))
     return chosen
 
 
@@ -96,9 +96,9 @@ def stop(project: Project, strays: Sequence[Stray], run_dir: RunDir) -> list[int
         ours = tokens(run_dir)
         for stray in strays:
             if _token(stray.proc) not in ours:
-                raise PolicyRefused(*output.sweep_refused(stray.proc.pid, stray.service))
+                raise PolicyRefused.sweep(stray.proc.pid, stray.service)
     if strays:
-        policy.logger().info(output.sweep_allowed(policy.describe(), sorted(s.proc.pid for s in strays)))
+        policy.logger().info(messages.sweep_allowed(policy.describe(), sorted(s.proc.pid for s in strays)))
     for service in dict.fromkeys(s.service for s in strays):
         stop_tree([s.proc for s in strays if s.service == service], project.service(service).grace_s)
     return [s.proc.pid for s in strays]
