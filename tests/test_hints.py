@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import portctl
-from portctl.face import output
+from portctl.base import messages as output
 from portctl.face.cli import cli
 from conftest import APPS, Portctl, accepts, app, free_ports, unused_port, wait_port_accepting, wait_until
 

@@ -1,3 +1,3 @@
 """The supervision core: specs and records, the supervisor and its decisions, stopping, freeing,
-locks, ports, health, logs and events. It imports the platform and the base, and of the face
-only ``face.output``'s message text, until that moves to a messages module (issue 10 item 3)."""
+locks, ports, health, logs and events. It imports the platform and the base (whose ``messages``
+words everything it says), never the face."""

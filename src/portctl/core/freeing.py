@@ -8,8 +8,7 @@ from typing import Callable, Optional
 import psutil
 
 from . import policy, ports
-from ..base import poll
-from ..face import output
+from ..base import messages, poll
 from ..platform.current import platform
 from ..base.errors import PermissionDenied, PortInUse
 from .identity import process
@@ -42,7 +41,7 @@ def evict_holders(port: int, host: str, grace_s: float, *, production: Optional[
         proc = process(holder.pid)
         if proc is None:
             if holder.pid is None:  # the kernel shows the socket, but not whose: another user's
-                raise PermissionDenied(*output.invisible_holder(port))
+                raise PermissionDenied.invisible_holder(port)
             continue
         username = _username(proc)
         claimed = where_claimed(holder.instance or {})
@@ -51,13 +50,13 @@ def evict_holders(port: int, host: str, grace_s: float, *, production: Optional[
         check(proc.pid, username, of_run_dir or token_of(proc) in tokens)
         procs.append(proc)
     if procs:
-        policy.logger().info(output.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
+        policy.logger().info(messages.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
     stop_tree(procs, grace_s)
     if not poll.until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
-        raise PortInUse(*output.still_busy(port))
+        raise PortInUse.still_busy(port)
     pids = sorted({p.pid for p in procs} | stopped)
     if pids:
-        notify(output.freed(port, pids))
+        notify(messages.freed(port, pids))
     return pids
 
 
@@ -74,7 +73,7 @@ def _stop_owning_instances(port: int, grace_s: float, check: Callable[[int, Opti
     for held in owners.values():  # every refusal before any stop
         check(held[0].pid or 0, held[0].username, held[0].username == me)
     for (where, other_port), held in owners.items():
-        notify(output.stopping_other_instance(port, where, other_port))
+        notify(messages.stopping_other_instance(port, where, other_port))
         stop(RunDir(where), other_port, grace_s, notify)
     return {h.pid for held in owners.values() for h in held if h.pid is not None}
 

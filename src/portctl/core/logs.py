@@ -220,7 +220,6 @@ def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tupl
 
 def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
     """The log of instance ``name``, or of the instance on ``port``, or the only log there is."""
-    from ..face import output
     from ..base.errors import NotRunning, PortctlError
 
     if name:
@@ -228,9 +227,27 @@ def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
     if port is not None:
         spec = run_dir.read_spec(port)  # the live record's, else the last one started there
         if spec is None:
-            raise NotRunning(*output.no_log(f"port {port}"))
+            raise NotRunning.no_log(f"port {port}")
         return run_dir.log_file(spec.name)
     found = sorted(run_dir.log_file("x").parent.glob("*.log"))
     if len(found) != 1:
-        raise PortctlError(*output.no_log("this run dir" if not found else "several instances: name one"))
+        raise PortctlError.no_log("this run dir" if not found else "several instances: name one")
     return found[0]
+
+
+def route_library_log(emit: Callable[[int, str], None]) -> None:
+    """Send the library's log records (logger ``portctl``, INFO and up) to ``emit(level,
+    text)`` instead of the logging tree: the CLI prints them, the detached daemon hands them
+    to the waiting parent. Called again, it replaces the earlier route."""
+    import logging
+
+    class Route(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            emit(record.levelno, record.getMessage())
+
+    logger = logging.getLogger("portctl")
+    for old in [h for h in logger.handlers if type(h).__name__ == "Route"]:
+        logger.removeHandler(old)
+    logger.addHandler(Route())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

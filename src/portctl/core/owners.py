@@ -10,8 +10,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import psutil
 
-from ..base import poll
-from ..face import output
+from ..base import messages, poll
 from ..platform.current import platform
 from ..base.errors import AlreadyRunning, PortctlError
 from .identity import process, resolve
@@ -49,7 +48,7 @@ def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
         if not is_held(lock) or (exiting and poll.until(lambda: not is_held(lock),
                                                               time.monotonic() + SETTLE_S)):
             return None  # it exited while we looked: nothing is running any more
-        raise PortctlError(*output.tampered(port, reason))
+        raise PortctlError.tampered(port, reason)
     return proc
 
 
@@ -61,13 +60,13 @@ def _distrust(port: int, lock: Path, pid: Optional[int], record: Optional[Record
     recorded = record.supervisor.pid if record else None
     holders = platform.lock_holders(lock)
     if holders and recorded not in holders:
-        return output.holder_mismatch(holders, recorded)
+        return messages.holder_mismatch(holders, recorded)
     if pid != recorded:
-        return output.pid_file_mismatch(port, pid, recorded)
+        return messages.pid_file_mismatch(port, pid, recorded)
     if proc is None:
-        return output.supervisor_gone(recorded)
+        return messages.supervisor_gone(recorded)
     if not _is_portctl(proc, lock):
-        return output.not_portctl(proc.pid)
+        return messages.not_portctl(proc.pid)
     return None
 
 
@@ -91,9 +90,8 @@ def lock_taken(run_dir: RunDir, port: int, *, force: bool = False) -> PortctlErr
     if holders and (record is None or record.supervisor.pid not in holders):
         procs = [process(pid) for pid in holders]
         if all(p is not None and not _is_portctl(p, lock) for p in procs):
-            return PortctlError(*output.foreign_lock(port, holders))
-    return AlreadyRunning(*output.already_running(port, run_dir.read_pid(port), force=force,
-                                                  run_dir=str(run_dir.path)))
+            return PortctlError.foreign_lock(port, holders)
+    return AlreadyRunning.on_port(port, run_dir.read_pid(port), force=force, run_dir=str(run_dir.path))
 
 
 def live_owner(instance: Optional[Mapping[str, Any]]) -> Optional[tuple[RunDir, int]]:

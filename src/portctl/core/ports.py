@@ -5,8 +5,9 @@ import socket
 import time
 
 from ..base import poll
-from ..platform.current import platform
 from ..base.frozen import Frozen, asdict
+from ..base.messages import NOT_LOCAL
+from ..platform.current import platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,7 +131,6 @@ def unused_port(preferred: Optional[int] = None, port_range: Optional[tuple[int,
     raise AssertionError("unreachable: candidates() always ends with 0")
 
 
-NOT_LOCAL = "address not available on this machine"
 
 
 def resolve_host(host: str) -> None:
@@ -174,6 +174,12 @@ def listening_ports(pids: Iterable[int]) -> set[int]:
 def connect_host(host: str) -> str:
     """Where to connect to reach a listener bound to ``host`` (wildcards mean loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def instance_url(host: str, port: int) -> str:
+    """The URL of an instance listening on ``host:port``."""
+    shown = connect_host(host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 def accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:

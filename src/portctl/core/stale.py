@@ -7,7 +7,7 @@ from typing import Any
 import psutil
 
 from . import ports
-from ..face import output
+from ..base import messages
 from .identity import is_alive
 from .lock import is_held, remove_if_free
 from .owners import Notify, live_owner, live_tokens, quiet, same_dir, where_claimed
@@ -22,7 +22,7 @@ def drop_stale(run_dir: RunDir, port: int, notify: Notify = quiet) -> None:
     if record is not None:
         reclaim_orphans(record, notify)
     if run_dir.remove(port) and (pid is not None or record is not None):
-        notify(output.stale_files(port, pid))
+        notify(messages.stale_files(port, pid))
 
 
 def find_orphans(record: Record) -> list[psutil.Process]:
@@ -47,7 +47,7 @@ def reclaim_orphans(record: Record, notify: Notify = quiet) -> list[int]:
     orphans = find_orphans(record)
     if orphans:
         stop_tree(orphans, record.spec.grace_s)
-        notify(output.reclaimed(record.spec.port, [p.pid for p in orphans]))
+        notify(messages.reclaimed(record.spec.port, [p.pid for p in orphans]))
     return [p.pid for p in orphans]
 
 

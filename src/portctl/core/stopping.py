@@ -10,8 +10,7 @@ from typing import Optional
 import psutil
 
 from . import ports
-from ..base import poll
-from ..face import output
+from ..base import messages, poll
 from ..platform.current import platform
 from ..base.errors import PortctlError, PortInUse
 from .identity import is_alive, process, resolve
@@ -68,7 +67,7 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
     while not let_go.is_set() and not _let_go(supervisor, lock):
         now = time.monotonic()
         if now >= deadline:
-            raise PortctlError(*output.stop_timeout(port, grace_s + STOP_MARGIN_S))
+            raise PortctlError.stop_timeout(port, grace_s + STOP_MARGIN_S)
         if hurry_at is not None and now >= hurry_at:
             hurry_at = _hurry(run_dir, record, supervisor)
             continue
@@ -114,14 +113,14 @@ def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: No
         stopped += sorted(found)
         found, refusing = {}, ports.refuses(host, port)
     if stopped:
-        notify(output.stopped_leftovers(port, stopped))
+        notify(messages.stopped_leftovers(port, stopped))
     if died and left is not None and left.state != "fatal" and not is_held(run_dir.lock_file(port)):
         run_dir.remove(port)  # what the supervisor did not live to remove
     if refusing:
         return
     busy = ports.holders(port)
     if busy or not ports.wait_refusing(host, port, time.monotonic() + FREE_VERIFY_S):
-        raise PortInUse(*output.busy_after_stop(port, busy), holders=tuple(busy))
+        raise PortInUse.after_stop(port, busy)
 
 
 def _holder_pids(port: int) -> list[int]:
@@ -134,7 +133,7 @@ def _refuse_other_run_dir(run_dir: RunDir, port: int) -> None:
     for holder in ports.holders(port):
         owner = live_owner(holder.instance)
         if owner is not None and not same_dir(str(owner[0].path), run_dir.path):
-            raise PortctlError(*output.other_run_dir(port, str(owner[0].path), owner[1]))
+            raise PortctlError.other_run_dir(port, str(owner[0].path), owner[1])
 
 
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:

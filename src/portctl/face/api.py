@@ -17,8 +17,7 @@ import logging
 import os
 from typing import Any, Optional
 
-from . import output
-from ..base import defaults
+from ..base import defaults, messages
 from ..core import freeing, owners, ports
 from ..base.errors import BadInput, PermissionDenied, PolicyRefused
 from ..core.ports import Holder
@@ -35,17 +34,17 @@ def _run_dir() -> RunDir:
 
 def _port(port: Any) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise BadInput(*output.bad_port(port))
+        raise BadInput.for_port(port)
     return port
 
 
 def _host(host: Any) -> str:
     if not isinstance(host, str) or not host:
-        raise BadInput(*output.bad_host(str(host), "not a host name or address"))
+        raise BadInput.for_host(str(host), "not a host name or address")
     try:
         ports.resolve_host(host)
     except ValueError as exc:
-        raise BadInput(*output.bad_host(host, str(exc))) from None
+        raise BadInput.for_host(host, str(exc)) from None
     return host
 
 
@@ -58,7 +57,7 @@ def _range(port_range: Any) -> Optional[tuple[int, int]]:
             return low, high
     except (TypeError, ValueError):
         pass
-    raise BadInput(*output.bad_range(repr(port_range)))
+    raise BadInput.for_range(repr(port_range))
 
 
 def port_holders(port: int) -> list[Holder]:
@@ -94,7 +93,7 @@ def ensure_port_available(port: int, host: str = defaults.HOST, *, grace_s: floa
     port, grace_s, host = _port(port), check_seconds("grace_s", grace_s), _host(host)
     if not ports.is_busy(host, port):
         return True
-    logger.warning(output.port_in_use(port, ports.holders(port), hint=False)[0])
+    logger.warning(messages.port_in_use(port, ports.holders(port))[0])
     try:
         run_dir = _run_dir()
         freeing.evict_holders(port, host, grace_s, tokens=owners.tokens(run_dir), run_dir=run_dir,
