@@ -292,17 +292,19 @@ def kill_all(snapshot: Snapshot) -> None:
             pass
 
 
-def manager_rss(tool: Manager) -> tuple[float, int]:
-    """MiB and process count of the manager's trees minus the services' trees."""
+def manager_memory(tool: Manager) -> tuple[float, float, int]:
+    """RSS and USS (the pages no other process shares) in MiB, and the process count, of the
+    manager's trees minus the services' trees."""
     services = tree([pid for pids in serving_pids(tool.ports).values() for pid in pids])
     own = [pid for pid in tree(tool.roots()) if pid not in services]
-    total = 0
+    rss = uss = 0
     for pid in own:
         try:
-            total += psutil.Process(pid).memory_info().rss
+            memory = psutil.Process(pid).memory_full_info()
         except psutil.Error:
-            pass
-    return total / 2**20, len(own)
+            continue
+        rss, uss = rss + memory.rss, uss + memory.uss
+    return rss / 2**20, uss / 2**20, len(own)
 
 
 def all_serving(ports: dict[str, int]) -> bool:
@@ -519,13 +521,13 @@ def measure(tool: Manager, into: dict[str, list]) -> None:  # type: ignore[type-
     crash the backend (timed), stop."""
     started = start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # idle: the manager's memory once the start-up is over
-    rss, processes = manager_rss(tool)
+    rss, uss, processes = manager_memory(tool)
     freed, returned, exit_to_return, left = stop_timing(tool)
     start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # a crash right at start-up is another scenario (and PM2's min_uptime is 1 s)
     crash, kept = crash_timing(tool)
     teardown(tool)
-    for key, value in (("start", started), ("rss", rss), ("processes", processes), ("freed", freed),
+    for key, value in (("start", started), ("rss", rss), ("uss", uss), ("processes", processes), ("freed", freed),
                        ("returned", returned), ("exit_to_return", exit_to_return), ("left", left),
                        ("crash", crash), ("kept", kept)):
         into.setdefault(key, []).append(value)
@@ -571,6 +573,8 @@ def side_by_side(results: Results, floors: dict[str, list[float]]) -> tuple[list
         ["manager RSS while idle (MiB, median)"] + [
             f"{statistics.median(results[n]['rss']):.1f} ({_processes(max(results[n]['processes']))})"
             for n in names] + ["—"],
+        ["… of which its own pages (USS, MiB, median)"] + [f"{statistics.median(results[n]['uss']):.1f}"
+                                                            for n in names] + ["—"],
         ["processes left 1 s after stop (per round)"] + [" ".join(str(v) for v in results[n]["left"])
                                                          for n in names] + ["—"],
     ]
@@ -633,7 +637,7 @@ def _sub(a: Optional[float], b: float) -> Optional[float]:
 
 
 def _signed(value: Optional[float]) -> str:
-    return "—" if value is None else f"{value:+.0f}"
+    return "—" if value is None else f"{value:+,.0f}"
 
 
 def _best(peers: Results, key: str) -> Optional[str]:
@@ -715,17 +719,18 @@ start` / `pm2 delete`, autorestart) and a supervisord `[group:x]` (`supervisorct
 autorestart, stopasgroup, killasgroup). The PM2 and supervisord daemons run before the command
 (their own start-up is not counted). Median (min–max) of {rounds} rounds, the tools interleaved
 (a new order each round). Floors, measured in every round under the same load: the three
-spawned together with no manager, until all three accept: {cell(list(floors["start"]))} ms; bare
-uvicorn start-up (the floor for a crashed backend): {cell(list(floors["bare"]))} ms. "All serving" is a TCP accept
-on all three ports; "refuse" is all three refusing; the exits are timed on pidfds. The manager's
-memory is the RSS of its processes while idle ({SETTLE_S:g} s after all serve), the services' own
-trees excluded: for portctl the sum of its per-service supervisors (each service has its own
-supervisor by contract), for honcho its main process, its per-service helpers and their `sh -c`,
-for PM2 and supervisord the daemon. "Left" counts the processes of the project's trees still
-alive {SETTLE_S:g} s after the stop command returned (a daemon kept by design not counted).
-`portctl status` in a 10-service project (none running; its file parsed): median of
-{len(ours_status)}, alternated with `python -c pass`: {cell(list(ours_status))} ms vs
-{cell(list(pass_ms))} ms; it listed {listed} of the 10 services.
+spawned together with no manager, until all three accept: {cell(list(floors["start"]))} ms;
+bare uvicorn start-up (the floor for a crashed backend): {cell(list(floors["bare"]))} ms.
+"Serving" is a TCP accept on all three ports, "refuse" all three refusing; exits are timed on
+pidfds. The manager's memory is that of its processes while idle ({SETTLE_S:g} s after all
+serve), the services' own trees excluded: for portctl the sum of its per-service supervisors
+(each service has its own supervisor by contract; the pages they share, the interpreter and
+libraries, count in each one's RSS and in no one's USS), for honcho its main process, its
+per-service helpers and their `sh -c`, for PM2 and supervisord the daemon. "Left" counts the
+processes of the project's trees still alive {SETTLE_S:g} s after the stop command returned (a
+daemon kept by design not counted). `portctl status` in a 10-service project (none running):
+median of {len(ours_status)}, alternated with `python -c pass`: {cell(list(ours_status))} ms
+vs {cell(list(pass_ms))} ms; it listed {listed} of the 10 services.
 {"".join(f"{chr(10)}Note: {n}" for n in notes)}
 
 ### Goals (portctl, issue 13 §6)
