@@ -124,18 +124,22 @@ class Portctl(Manager):
         return self._run([portctl_exe(), "stop"])
 
     def roots(self) -> list[int]:
-        """The per-service supervisors, from each service's `.server_<port>.pid`."""
+        """The per-service supervisors, from each service's `.server_<port>.pid` (in the run dir,
+        the project root; looked for below it too)."""
         pids = []
         for port in self.ports.values():
             try:
-                pids.append(int((self.home / f".server_{port}.pid").read_text()))
-            except (OSError, ValueError):
+                pids.append(int(next(self.home.rglob(f".server_{port}.pid")).read_text()))
+            except (StopIteration, OSError, ValueError):
                 pass
         return pids
 
+    def instances(self) -> list[str]:
+        """The ports of the instances this run dir holds, whatever their service."""
+        return sorted(path.name[len(".server_"):-len(".pid")] for path in self.home.rglob(".server_*.pid"))
+
     def close(self) -> None:
-        for pid_file in self.home.glob(".server_*.pid"):  # whatever a failed start left
-            port = pid_file.name[len(".server_"):-len(".pid")]
+        for port in self.instances():  # whatever a failed start left
             subprocess.run([portctl_exe(), "stop", "--port", port], cwd=self.home, env=self.env,
                            capture_output=True, timeout=60)
         subprocess.run([portctl_exe(), "clean"], cwd=self.home, env=self.env, capture_output=True, timeout=60)
@@ -352,8 +356,12 @@ def start_timing(tool: Manager, strict: bool) -> float:
         if strict and command.poll() is not None and not all_serving(tool.ports):
             detail = (command.stderr.read() if command.stderr else "").strip().splitlines()
             serving = [name for name, port in tool.ports.items() if accepts(port)]
+            ran = [p for p in tool.instances() if int(p) not in tool.ports.values()] if isinstance(tool, Portctl) else []
             raise Skip(f"`portctl start -d` in the project exited {command.returncode} with "
-                       f"{len(serving)} of 3 services serving" + (f" ({detail[-1]})" if detail else ""))
+                       f"{len(serving)} of 3 services serving" + (f" ({detail[-1]})" if detail else "")
+                       + (f"; it ran an instance on port {', '.join(ran)} instead" if ran else "")
+                       + ": project orchestration (`portctl start -d` starting every service of portctl.toml) "
+                       "is not in this build")
         if time.perf_counter() - began > DEADLINE_S:
             raise TimeoutError(f"{tool.name}: the project did not serve within {DEADLINE_S:g} s")
         time.sleep(0.001)
@@ -501,8 +509,7 @@ def run_rounds(tools: list[Manager], scripts: Path, rounds: int, notes: list[str
             try:
                 measure(tool, results[tool.name])
             except Skip as exc:
-                notes.append(f"portctl not measured: {exc}. Project orchestration (`portctl start -d` "
-                             "starting every service of portctl.toml) is not in this build.")
+                notes.append(f"portctl not measured: {exc}.")
                 teardown(tool)
                 tool.close()
                 active.remove(tool)
@@ -601,7 +608,7 @@ def goal_rows(results: Results, floors: dict[str, list[float]],
              "manager memory at or below supervisord's",
              "nothing left behind after stop"]
     if skipped is not None or "portctl" not in results:
-        return [[goal, "not measured: portctl does not run the project yet (see the note)", "—"]
+        return [[goal, "not measured: portctl did not run the project (see the note)", "—"]
                 for goal in goals] + [status_row]
     ours = results["portctl"]
     floor, bare = statistics.median(floors["start"]), statistics.median(floors["bare"])
