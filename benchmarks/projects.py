@@ -11,7 +11,7 @@ The project: a uvicorn backend (`uvicorn portctl.demo:app`), a Node frontend (a 
 In interleaved rounds it measures: the command until all three serve, against the floor (the
 three spawned together, no manager); stop until all ports refuse, and until the command
 returns; the backend SIGKILLed until it serves again (the others checked meanwhile); the
-manager's own RSS while idle; processes left after stop. Then `portctl status` in a 10-service
+manager's own memory while idle (RSS and USS); processes left after stop. Then `portctl status` in a 10-service
 project against `python -c pass`. The peers are installed as benchmarks/supervise.py installs
 them (benchmarks/.peers; honcho into supervisord's venv); a peer that cannot be installed is
 skipped with a note, and so is portctl when `portctl start -d` does not start the project.
@@ -73,6 +73,7 @@ class Manager(abc.ABC):
 
     name = ""
     persistent = False  # a daemon that outlives `stop` by design (not counted as left behind)
+    foreground = False  # the start command is the manager itself (it runs until stopped)
 
     def __init__(self, home: Path, scripts: Path) -> None:
         self.home = home
@@ -96,6 +97,16 @@ class Manager(abc.ABC):
     def alive(self) -> bool:
         """False once a foreground manager has exited (honcho tears the project down)."""
         return True
+
+    def why_not(self, command: subprocess.Popen) -> str:  # type: ignore[type-arg]
+        """Why the start command returned without all three serving."""
+        return f"the start command exited {command.returncode} with {self.serving()} of 3 services serving"
+
+    def serving(self) -> int:
+        return sum(accepts(port) for port in self.ports.values())
+
+    def reap(self) -> None:
+        """Wait for a foreground manager's exit, once it is stopped."""
 
     def close(self) -> None: ...
 
@@ -134,6 +145,15 @@ class Portctl(Manager):
                 pass
         return pids
 
+    def why_not(self, command: subprocess.Popen) -> str:  # type: ignore[type-arg]
+        detail = (command.stderr.read() if command.stderr else "").strip().splitlines()
+        others = [port for port in self.instances() if int(port) not in self.ports.values()]
+        return (f"`portctl start -d` in the project exited {command.returncode} with {self.serving()} of 3 "
+                "services serving" + (f" ({detail[-1]})" if detail else "")
+                + (f"; it ran an instance on port {', '.join(others)} instead" if others else "")
+                + ": project orchestration (`portctl start -d` starting every service of portctl.toml) "
+                "is not in this build")
+
     def instances(self) -> list[str]:
         """The ports of the instances this run dir holds, whatever their service."""
         return sorted(path.name[len(".server_"):-len(".pid")] for path in self.home.rglob(".server_*.pid"))
@@ -149,6 +169,7 @@ class Honcho(Manager):
     """honcho in the foreground; stopped as Ctrl+C would, with SIGINT to its process."""
 
     name = "honcho"
+    foreground = True
 
     def __init__(self, home: Path, scripts: Path, exe: Path) -> None:
         super().__init__(home, scripts)
@@ -171,6 +192,10 @@ class Honcho(Manager):
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def reap(self) -> None:
+        if self.proc is not None:
+            self.proc.wait(timeout=60)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -276,6 +301,13 @@ def tree(pids: list[int], include_roots: bool = True) -> Snapshot:
     return found
 
 
+def project_trees(tool: Manager) -> Snapshot:
+    """The services' trees and the manager's (its root too, unless it is a daemon kept by design)."""
+    found = tree(tool.roots(), include_roots=not tool.persistent)
+    found.update(tree([pid for pids in serving_pids(tool.ports).values() for pid in pids]))
+    return found
+
+
 def living(snapshot: Snapshot) -> list[psutil.Process]:
     alive = []
     for pid, created in snapshot.items():
@@ -354,19 +386,12 @@ def start_timing(tool: Manager, strict: bool) -> float:
     command = tool.start()
     while not all_serving(tool.ports):
         if strict and command.poll() is not None and not all_serving(tool.ports):
-            detail = (command.stderr.read() if command.stderr else "").strip().splitlines()
-            serving = [name for name, port in tool.ports.items() if accepts(port)]
-            ran = [p for p in tool.instances() if int(p) not in tool.ports.values()] if isinstance(tool, Portctl) else []
-            raise Skip(f"`portctl start -d` in the project exited {command.returncode} with "
-                       f"{len(serving)} of 3 services serving" + (f" ({detail[-1]})" if detail else "")
-                       + (f"; it ran an instance on port {', '.join(ran)} instead" if ran else "")
-                       + ": project orchestration (`portctl start -d` starting every service of portctl.toml) "
-                       "is not in this build")
+            raise Skip(tool.why_not(command))
         if time.perf_counter() - began > DEADLINE_S:
             raise TimeoutError(f"{tool.name}: the project did not serve within {DEADLINE_S:g} s")
         time.sleep(0.001)
     elapsed = (time.perf_counter() - began) * 1000
-    if command is not getattr(tool, "proc", None):
+    if not tool.foreground:
         command.wait(timeout=DEADLINE_S)
         if strict and command.returncode != 0:
             raise Skip(f"`portctl start -d` exited {command.returncode} although all three serve")
@@ -379,8 +404,7 @@ def stop_timing(tool: Manager) -> tuple[Optional[float], Optional[float], Option
     own too, unless it is a daemon kept by design) were alive SETTLE_S after the command
     returned; those are killed, so the next round starts clean."""
     children = [pid for pids in serving_pids(tool.ports).values() for pid in pids]
-    watched = tree(tool.roots(), include_roots=not tool.persistent)
-    watched.update(tree(children))
+    watched = project_trees(tool)
     child_fds = [pidfd(pid) for pid in children]  # opened before the stop: they tell the exit once reaped
     began = time.perf_counter()
     command = tool.stop()
@@ -428,8 +452,7 @@ def crash_timing(tool: Manager) -> tuple[Optional[float], bool]:
 
 def teardown(tool: Manager) -> None:
     """Stop the project (untimed) and kill whatever of its trees is left."""
-    watched = tree(tool.roots(), include_roots=not tool.persistent)
-    watched.update(tree([pid for pids in serving_pids(tool.ports).values() for pid in pids]))
+    watched = project_trees(tool)
     if tool.alive():
         tool.stop().wait(timeout=60)
     try:
@@ -437,8 +460,7 @@ def teardown(tool: Manager) -> None:
     except TimeoutError:
         pass
     kill_all(watched)
-    if isinstance(tool, Honcho) and tool.proc is not None:
-        tool.proc.wait(timeout=60)
+    tool.reap()
 
 
 def floor_timing(scripts: Path) -> tuple[float, float]:
@@ -688,9 +710,11 @@ def main() -> None:
                 tools.append(Supervisord(base / "supervisord", scripts, sup_bin))
             results, floors = run_rounds(tools, scripts, rounds, notes)
             status = status_timing(base / "ten", status_samples)
-        finally:
+        finally:  # normally all stopped already; after an error, whatever runs
             for tool in tools:
+                left = project_trees(tool)
                 tool.close()
+                kill_all(left)
     skipped = next((n for n in notes if n.startswith("portctl not measured")), None)
     write_report(results, floors, status, notes, skipped, args, rounds, load)
 
