@@ -398,11 +398,12 @@ def start_timing(tool: Manager, strict: bool) -> float:
     return elapsed
 
 
-def stop_timing(tool: Manager) -> tuple[Optional[float], Optional[float], Optional[float], int]:
+def stop_timing(tool: Manager) -> tuple[Optional[float], Optional[float], Optional[float], int, Optional[int]]:
     """(stop → all refuse, stop → command returns, last child's exit → command returns) in ms
-    (None: not within DEADLINE_S), and how many processes of the project's trees (the manager's
-    own too, unless it is a daemon kept by design) were alive SETTLE_S after the command
-    returned; those are killed, so the next round starts clean."""
+    (None: not within DEADLINE_S); how many processes of the project's trees (the manager's own
+    too, unless it is a daemon kept by design) were alive SETTLE_S after the command returned
+    (then killed, so the next round starts clean); the stop command's exit code (None for a
+    foreground manager: its own exit code after SIGINT says nothing about the stop)."""
     children = [pid for pids in serving_pids(tool.ports).values() for pid in pids]
     watched = project_trees(tool)
     child_fds = [pidfd(pid) for pid in children]  # opened before the stop: they tell the exit once reaped
@@ -423,7 +424,7 @@ def stop_timing(tool: Manager) -> tuple[Optional[float], Optional[float], Option
     time.sleep(SETTLE_S)  # the measurement itself: what is still alive a moment after stop
     left = len(living(watched))
     kill_all(watched)
-    return freed, returned, exit_to_return, left
+    return freed, returned, exit_to_return, left, None if tool.foreground else command.returncode
 
 
 def crash_timing(tool: Manager) -> tuple[Optional[float], bool]:
@@ -551,13 +552,13 @@ def measure(tool: Manager, into: dict[str, list]) -> None:  # type: ignore[type-
     started = start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # idle: the manager's memory once the start-up is over
     rss, uss, processes = manager_memory(tool)
-    freed, returned, exit_to_return, left = stop_timing(tool)
+    freed, returned, exit_to_return, left, code = stop_timing(tool)
     start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # a crash right at start-up is another scenario (and PM2's min_uptime is 1 s)
     crash, kept = crash_timing(tool)
     teardown(tool)
     for key, value in (("start", started), ("rss", rss), ("uss", uss), ("processes", processes), ("freed", freed),
-                       ("returned", returned), ("exit_to_return", exit_to_return), ("left", left),
+                       ("returned", returned), ("exit_to_return", exit_to_return), ("left", left), ("stop_code", code),
                        ("crash", crash), ("kept", kept)):
         into.setdefault(key, []).append(value)
 
@@ -715,6 +716,9 @@ def main() -> None:
                 left = project_trees(tool)
                 tool.close()
                 kill_all(left)
+    for name, r in results.items():
+        if any(r["stop_code"]):
+            notes.append(f"{name}'s stop command exited non-zero: " + " ".join(map(str, r["stop_code"])))
     skipped = next((n for n in notes if n.startswith("portctl not measured")), None)
     write_report(results, floors, status, notes, skipped, args, rounds, load)
 
