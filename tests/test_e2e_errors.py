@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Portctl, accepts, app, finish, is_gone, unused_port, untouched, wait_file, wait_until
+from support.apps import app, untouched
+from support.portctl import Portctl, finish
+from support.ports import unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

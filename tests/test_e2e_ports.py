@@ -13,8 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import Portctl, accepts, app, finish, ipv6_loopback_works, is_gone, listeners, \
-    unused_port, untouched, wait_file, wait_port_refusing, wait_until
+from support.apps import app, untouched
+from support.portctl import Portctl, finish
+from support.ports import ipv6_loopback_works, listeners, unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 PRODUCTION = [{"ENVIRONMENT": "production"}, {"PORTCTL_ENV": "production"}]

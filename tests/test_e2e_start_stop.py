@@ -10,8 +10,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import Portctl, accepts, app, finish, is_gone, listeners, unused_port, wait_file, \
-    wait_port_refusing, wait_until
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.ports import listeners, unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

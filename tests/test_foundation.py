@@ -13,8 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import (APPS, Portctl, accepts, app, finish, is_gone, unused_port, wait_file, wait_port_accepting,
-                      wait_port_refusing, wait_until)
+from support.apps import APPS, app
+from support.portctl import Portctl, finish
+from support.ports import unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_port_accepting, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
