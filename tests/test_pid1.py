@@ -20,7 +20,10 @@ from typing import Callable
 import psutil
 import pytest
 
-from conftest import APPS, HANG_GUARD_S, free_ports, is_gone, wait_file, wait_port_accepting, wait_until
+from support.apps import APPS
+from support.ports import free_ports
+from support.processes import is_gone
+from support.waits import HANG_GUARD_S, wait_file, wait_port_accepting, wait_until
 
 UNSHARE = shutil.which("unshare")
 GRACE_S = 2.0
