@@ -21,7 +21,7 @@ from portctl.base import messages
 from portctl.base.errors import BadInput, ChildExited, NotRunning, PortctlError, PortInUse, exit_code_of, message_of
 from portctl.face import commands, entry
 from portctl.face.cli import cli
-from conftest import Popen
+from support.processes import Popen
 
 RUN_DIR = "/nonexistent/portctl-run-dir"  # the recording commands never touch it
 FAST = sorted({function for _, function in entry.SHAPES})

@@ -27,7 +27,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Portctl, untouched
+from support.apps import untouched
+from support.portctl import Portctl
 from portctl.face import entry as _entry
 from portctl.face.cli import cli
 
