@@ -88,6 +88,7 @@ class _StartCommand(click.Command):
     command goes instead, with the line to type."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["portctl.dashes"] = "--" in args  # words after -- are a command, never services
         try:
             return super().parse_args(ctx, list(args))
         except click.UsageError:
@@ -185,13 +186,26 @@ def _run_dir() -> Any:
 @click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True)
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=10 * 1024 * 1024, show_default=True)
 @click.option("--log-backups", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--keep-going", is_flag=True, help="In a project: leave the services that started "
+              "running when another fails.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command: tuple[str, ...],
-          **options: Any) -> None:
-    """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
+          keep_going: bool, **options: Any) -> None:
+    """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app. In a project
+    (portctl.toml, [tool.portctl] or a Procfile here or above): start NAME... or every service,
+    in dependency order."""
     from .backoff import BackoffPolicy
     from .spec import DEFAULT_PORT, ServerSpec, default_restart, recorded
 
+    if not click.get_current_context().meta.get("portctl.dashes") and \
+            not any(_given(key) for key in options if key != "detach") and not _given("port") \
+            and not _given("port_range"):
+        from .project import run
+
+        project = run.project_for(command)
+        if project is not None:
+            _start_project(project, command, options["detach"], force, keep_going)
+            return
     fields = _spec_fields(options)
     fields["backoff"] = BackoffPolicy(**fields["backoff"])
     if fields["restart"] is None:
@@ -203,6 +217,17 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command
         port = port_range[0] if port_range else DEFAULT_PORT
     spec = ServerSpec(port=port, port_range=port_range, auto_port=auto, command=command, **fields)
     _launch(recorded(spec), force)
+
+
+def _start_project(project: Any, names: tuple[str, ...], detach: bool, force: bool, keep_going: bool) -> None:
+    from .project import run
+
+    run_dir = _run_dir()
+    _check_writable(run_dir.path)
+    if not detach:
+        raise SystemExit(run.foreground(project, run_dir, names, force=force, keep_going=keep_going))
+    result = run.start(project, run_dir, names, force=force, keep_going=keep_going)
+    raise SystemExit(run.report(result, run_dir, keep_going=keep_going))
 
 
 _SPEC_FIELDS = {"grace": "grace_s", "ready_timeout": "ready_timeout_s", "detach": "detached",
@@ -314,6 +339,16 @@ def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force
     from .targets import restart_plan
 
     ctx = click.get_current_context()
+    if port is None and not ctx.meta.get("portctl.command"):
+        from .project import run
+
+        project = run.project_for(names)
+        if project is not None:
+            if any(_given(key) for key in options if key != "detach") or update_env:
+                raise BadInput(*output.project_options(project.file))
+            run_dir = _run_dir()
+            result = run.restart(project, run_dir, names, force=force)
+            raise SystemExit(run.report(result, run_dir, keep_going=False))
     changes = _spec_fields({key: value for key, value in options.items() if _given(key)})
     if not changes["backoff"]:
         del changes["backoff"]
@@ -331,7 +366,7 @@ def _restart_options() -> list[click.Parameter]:
     """start's options, for restart: without defaults, since the recorded values are kept."""
     shared = []
     for param in start.params:
-        if param.name in ("port", "command"):
+        if param.name in ("port", "command", "keep_going"):
             continue
         param = copy.copy(param)
         if isinstance(param, click.Option):
@@ -390,16 +425,26 @@ def free(port: int, host: str, grace: float) -> None:
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--port", type=PORT, default=None, help="The instance on this port instead of NAME.")
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
-def logs(name: Optional[str], port: Optional[int], lines: int, follow: bool) -> None:
-    """Print (and follow) the log of a detached instance."""
+def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) -> None:
+    """Print (and follow) the log of a detached instance; in a project, of its services
+    (NAME... or all), each line after its name."""
     from . import instances
     from .logs import follow as follow_log, tail
 
-    path = instances.log_path(_run_dir(), name, port)
+    if port is None:
+        from .project import run
+
+        project = run.project_for(names)
+        if project is not None:
+            run.show_logs(project, _run_dir(), names, lines, follow)
+            return
+    if len(names) > 1:
+        raise BadInput(*output.one_log_only())
+    path = instances.log_path(_run_dir(), names[0] if names else None, port)
     if not follow:
         for line in tail(path, lines):
             output.say(line)
@@ -429,11 +474,14 @@ def events(follow: bool, lines: int) -> None:
 
 @cli.command(name="port")
 @click.argument("name")
-def port_of(name: str) -> None:
+@click.option("--wait", is_flag=True, help="Wait until NAME is ready (exit 7 after --timeout).")
+@click.option("--timeout", type=Seconds("ready_timeout_s"), default=30.0, show_default=True,
+              help="Seconds --wait waits.")
+def port_of(name: str, wait: bool, timeout: float) -> None:
     """Print the port of the running instance NAME (for scripts: `$(portctl port api)`)."""
     from . import commands
 
-    raise SystemExit(commands.port_of(click.get_current_context().obj, name))
+    raise SystemExit(commands.port_of(click.get_current_context().obj, name, timeout if wait else None))
 
 
 @cli.command()

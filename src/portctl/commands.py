@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Optional, Sequence
 
+    from .runfiles import RunDir
+
 
 def who(port: int, as_json: bool, run_dir: Optional[Path] = None) -> int:
     from .ports import holders
@@ -26,6 +28,12 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
     from . import status as states
     from .runfiles import RunDir
 
+    if port is None:
+        from .project import run
+
+        project = run.project_for(names)
+        if project is not None:
+            return run.show_status(project, RunDir(run_dir), names, as_json)
     rows = [s.to_dict() for s in states.status(RunDir(run_dir), port if not names else None)]
     if names:
         rows = [r for r in rows if r["name"] in names or (port is not None and r["port"] == port)]
@@ -52,6 +60,17 @@ def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Opti
     from .targets import to_stop
 
     where = RunDir(run_dir)
+    if port is None:
+        from .project import run
+
+        project = run.project_for(names)
+        if project is not None:
+            stopped = run.stop(project, where, names, grace_s)
+            for name in stopped:
+                output.say(output.service_stopped(name))
+            if not stopped:
+                output.say(output.services_not_running())
+            return 0
     ports, missing = to_stop(where, names, port)
     for name in missing:
         output.say(output.nothing_named(name))
@@ -65,12 +84,36 @@ def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Opti
     return 0
 
 
-def port_of(run_dir: Path, name: str) -> int:
+def port_of(run_dir: Path, name: str, wait_s: Optional[float] = None) -> int:
+    """Print the port of the running instance NAME; with ``wait_s``, first wait that long
+    for it to be ready (NotReady, exit 7, when it is not)."""
     from .runfiles import RunDir
     from .status import find_by_name
 
+    if wait_s is not None:
+        _wait_running(RunDir(run_dir), name, wait_s)
     output.say(str(find_by_name(RunDir(run_dir), name).port))
     return 0
+
+
+WAIT_POLL_S = 0.05
+
+
+def _wait_running(run_dir: RunDir, name: str, wait_s: float) -> None:
+    import time
+
+    from .errors import NotReady
+    from .status import find_by_name
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            find_by_name(run_dir, name)
+            return
+        except NotRunning:
+            if time.monotonic() >= deadline:
+                raise NotReady(*output.not_ready_named(name, wait_s)) from None
+        time.sleep(WAIT_POLL_S)
 
 
 def url(run_dir: Path, name: str) -> int:

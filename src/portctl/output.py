@@ -590,3 +590,62 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows)]
     for row in (columns, *rows):
         say("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+# Projects: the lines of `start`, `stop` and `logs` for named services.
+_SERVICE_COLOURS = ("36", "33", "32", "35", "34", "91", "96", "93")
+
+
+def service_line(name: str, width: int, line: str, index: int, *, clock: bool = False) -> str:
+    """``HH:MM:SS name   | line`` (the clock when ``clock``), the prefix coloured on a terminal."""
+    import time
+
+    prefix = (time.strftime("%H:%M:%S ") if clock else "") + f"{name.ljust(width)} |"
+    if fancy():
+        prefix = f"\x1b[{_SERVICE_COLOURS[index % len(_SERVICE_COLOURS)]}m{prefix}\x1b[0m"
+    return f"{prefix} {line}"
+
+
+def service_started(name: str, url: str) -> str:
+    return f"{name}: serving on {url}" if url else f"{name}: started"
+
+
+def service_already_running(name: str) -> str:
+    return f"{name}: already running"
+
+
+def service_not_started(name: str) -> str:
+    return f"{name}: not started (a dependency failed, or the start was given up)"
+
+
+def project_rolled_back(names: Sequence[str]) -> str:
+    return f"stopped what this start launched: {', '.join(names)} (--keep-going leaves it running)"
+
+
+def service_exited(name: str) -> str:
+    return f"{name} has exited; the other services go on (`portctl status` says how it ended)"
+
+
+def project_all_exited() -> str:
+    return "every service has exited"
+
+
+def service_stopped(name: str) -> str:
+    return f"{name}: stopped"
+
+
+def services_not_running() -> str:
+    return "no service of the project is running"
+
+
+def project_options(file: object) -> Msg:
+    return (f"a project's services take their options from {file}",
+            "edit the file, then `portctl restart NAME`; or give a command after -- for a single instance")
+
+
+def one_log_only() -> Msg:
+    return "several NAMEs need a project file", "name one instance, or run `portctl logs` in the project"
+
+
+def not_ready_named(name: str, timeout_s: float) -> Msg:
+    return f"{name} was not ready within {timeout_s:g} s", f"see `portctl status` and `portctl logs {name}`"

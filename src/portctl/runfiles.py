@@ -198,12 +198,14 @@ class RunDir:
 
 def find_run_dir(start: Optional[Path] = None) -> Path:
     """The run dir when none is given: the nearest ancestor of ``start`` (default: the current
-    directory) holding ``.portctl/``, ``portctl.toml`` or a ``pyproject.toml`` with a
-    ``[tool.portctl]`` table; else ``start`` itself. A few stats per level, no TOML parser:
+    directory) holding ``.portctl/``, ``portctl.toml``, a ``pyproject.toml`` with a
+    ``[tool.portctl]`` table or a ``Procfile`` (as ``project.config`` finds a project); else
+    ``start`` itself. A few stats per level, no TOML parser:
     `status` and `port` run it on every call."""
     here = Path.cwd() if start is None else start.absolute()
     for folder in (here, *here.parents):
-        if (folder / ".portctl").is_dir() or (folder / "portctl.toml").is_file():
+        if (folder / ".portctl").is_dir() or (folder / "portctl.toml").is_file() \
+                or (folder / "Procfile").is_file():
             return folder
         raw = _read_project_file(folder / "pyproject.toml")
         if raw is not None and _PROJECT_TABLE.search(raw):
