@@ -27,6 +27,7 @@ from .model import AUTO_FIRST_PORT, Project
 STARTED_POLL_S = 0.02  # how often a `started` gate reads the dependency's record
 WATCH_POLL_S = 0.5  # the foreground's look at which services still run
 LOG_TAIL_LINES = 20  # shown under a service that failed to start
+LOG_DRAIN_S = 0.3  # the foreground's last read of the logs, beyond their 0.1 s poll
 
 
 def project_for(words: Sequence[str], cwd: Optional[Path] = None) -> Optional[Project]:
@@ -352,7 +353,8 @@ def foreground(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, 
         code = report(result, run_dir, keep_going=keep_going)
         if interrupted.is_set():
             _stop_saying(project, run_dir, result.launched)
-            return code or 130
+            lines.print_for(LOG_DRAIN_S, width, wanted)
+            return code
         if result.failed and not keep_going:  # start() stopped what it launched
             return code
         mine, live = set(result.launched), set(result.launched) | set(result.running)
@@ -362,11 +364,12 @@ def foreground(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, 
             for name in sorted(live - now):
                 output.warn(output.service_exited(name))
             live &= now
-        lines.print_for(0.1, width, wanted)
         if not live:
+            lines.print_for(LOG_DRAIN_S, width, wanted)
             output.warn(output.project_all_exited())
             return 1
         _stop_saying(project, run_dir, sorted(mine & live))
+        lines.print_for(LOG_DRAIN_S, width, wanted)
         return 0
     finally:
         lines.close()
