@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Optional, Sequence
 
+    from .project.model import Project
     from .runfiles import RunDir
 
 
@@ -29,10 +30,10 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
     from .runfiles import RunDir
 
     if port is None:
-        from .project import run
-
-        project = run.project_for(names)
+        project = _project(names)
         if project is not None:
+            from .project import run
+
             return run.show_status(project, RunDir(run_dir), names, as_json)
     rows = [s.to_dict() for s in states.status(RunDir(run_dir), port if not names else None)]
     if names:
@@ -53,6 +54,25 @@ def status(run_dir: Path, port: Optional[int], as_json: bool, names: Sequence[st
     return 0
 
 
+def _project(names: Sequence[str]) -> Optional[Project]:
+    """The project here when NAMES (none: all) are its services; looked for with stats alone
+    first, so a script's `status` outside any project loads no parser. A project file that
+    does not load is said as a warning: these commands then act on the run dir's instances,
+    as without one (service names are instance names)."""
+    from .runfiles import project_root
+
+    if project_root() is None:
+        return None
+    from .errors import BadInput
+    from .project.run import project_for
+
+    try:
+        return project_for(names)
+    except BadInput as exc:
+        output.warn(exc.message)
+        return None
+
+
 def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Optional[float]) -> int:
     """Stop the instances NAMES and the one on PORT; with neither, the only one there is."""
     from . import instances
@@ -61,10 +81,10 @@ def stop(run_dir: Path, names: Sequence[str], port: Optional[int], grace_s: Opti
 
     where = RunDir(run_dir)
     if port is None:
-        from .project import run
-
-        project = run.project_for(names)
+        project = _project(names)
         if project is not None:
+            from .project import run
+
             stopped = run.stop(project, where, names, grace_s)
             for name in stopped:
                 output.say(output.service_stopped(name))

@@ -204,13 +204,23 @@ def find_run_dir(start: Optional[Path] = None) -> Path:
     `status` and `port` run it on every call."""
     here = Path.cwd() if start is None else start.absolute()
     for folder in (here, *here.parents):
-        if (folder / ".portctl").is_dir() or (folder / "portctl.toml").is_file() \
-                or (folder / "Procfile").is_file():
-            return folder
-        raw = _read_project_file(folder / "pyproject.toml")
-        if raw is not None and _PROJECT_TABLE.search(raw):
+        if (folder / ".portctl").is_dir() or _holds_project_file(folder):
             return folder
     return here
+
+
+def project_root(start: Optional[Path] = None) -> Optional[Path]:
+    """The nearest ancestor of ``start`` (default: the current directory) holding a project
+    file, or None; stats alone, no TOML parser: `status` and `stop` ask on every call."""
+    here = Path.cwd() if start is None else start.absolute()
+    return next((folder for folder in (here, *here.parents) if _holds_project_file(folder)), None)
+
+
+def _holds_project_file(folder: Path) -> bool:
+    if (folder / "portctl.toml").is_file() or (folder / "Procfile").is_file():
+        return True
+    raw = _read_project_file(folder / "pyproject.toml")
+    return raw is not None and _PROJECT_TABLE.search(raw) is not None
 
 
 def _read_small(path: Path) -> Optional[bytes]:
