@@ -202,7 +202,7 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command
             and not _given("port_range"):
         from .project import run
 
-        project = run.project_for(command)
+        project = run.project_for(command, commands=True)
         if project is not None:
             _start_project(project, command, options["detach"], force, keep_going)
             return

@@ -30,16 +30,22 @@ LOG_TAIL_LINES = 20  # shown under a service that failed to start
 LOG_DRAIN_S = 0.3  # the foreground's last read of the logs, beyond their 0.1 s poll
 
 
-def project_for(words: Sequence[str], cwd: Optional[Path] = None) -> Optional[Project]:
+def project_for(words: Sequence[str], cwd: Optional[Path] = None, *,
+                commands: bool = False) -> Optional[Project]:
     """The project found from ``cwd`` (default: here) upward when ``words`` (a command's NAME
     arguments) are empty or all name its services; else None: the command means single
-    instances, as it does without a project file."""
+    instances, as it does without a project file. ``commands``: the words could also be a
+    command to run (`start`); a first word that is neither a service nor a program is taken
+    for a mistyped service (BadInput, with the closest names)."""
+    from ..spec import resolve_executable
     from .config import find_project
 
     project = find_project(Path.cwd() if cwd is None else cwd)
-    if project is None or not all(word in project.names() for word in words):
-        return None
-    return project
+    if project is None or all(word in project.names() for word in words):
+        return project
+    if commands and not resolve_executable(words[0], os.environ):
+        project.service(words[0])  # raises: no such service, did you mean ...
+    return None
 
 
 def live_services(project: Project, run_dir: RunDir) -> dict[str, Status]:
