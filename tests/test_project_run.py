@@ -260,23 +260,44 @@ def test_node_frontend_proxies_to_the_backend_both_on_auto_ports(project: Projec
 def test_foreground_interleaves_prefixed_logs_and_ctrl_c_stops_in_reverse_order(project: Project) -> None:
     api, web = free_ports(2)
     project.write("portctl.toml", f"""
-        {project.service("api")}
+        {project.service("api", DELAY="2")}
         port = {api}
 
-        {project.service("web")}
+        {project.service("web", CHECK_URL="{services.api.url}/health")}
         port = {web}
-        depends_on = ["api"]
+        depends_on = {{ api = "started" }}
         """)
     proc = project.launch("start")
     wait_until(lambda: proc.poll() is not None or (accepts(api) and accepts(web)), what="both to serve")
     wait_until(lambda: proc.poll() is not None or len(project.log()) == 2, what="both to log")
     code, out, err = finish(proc, signal.SIGINT)
     assert code == 0, (out, err)
-    assert project.log() == ["start api -", "start web -", "stop web", "stop api"]
+    # `started`: web ran once api's process did, before api listened
+    assert project.log() == ["start api -", "start web refused", "stop web", "stop api"]
     lines = out.splitlines()
     assert any(line.endswith("api | api booting") and line[2] == ":" for line in lines), out
     assert any(line.endswith("web | web booting") for line in lines), out
     assert project.nothing_runs()
+
+
+def test_foreground_a_service_that_exits_leaves_the_others_running(project: Project) -> None:
+    api, job = free_ports(2)
+    project.write("portctl.toml", f"""
+        {project.service("api")}
+        port = {api}
+
+        {project.service("job", LIFE="1")}
+        port = {job}
+        """)
+    proc = project.launch("start")
+    wait_until(lambda: proc.poll() is not None or "exit job" in project.log(), what="job to exit")
+    wait_until(lambda: proc.poll() is not None or project.status()["job"]["state"] == "stopped",
+               what="job's supervisor to end")
+    assert proc.poll() is None and accepts(api)
+    code, out, err = finish(proc, signal.SIGINT)
+    assert code == 0, (out, err)
+    assert "job has exited" in err
+    assert project.log()[-1] == "stop api" and project.nothing_runs()
 
 
 def test_bare_stop_status_and_unknown_names_outside_the_project_keep_todays_meaning(project: Project) -> None:

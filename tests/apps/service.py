@@ -3,13 +3,15 @@
 Appends ``start NAME SEEN`` to EVENTS (SEEN: ``ok`` when $CHECK_URL answered 2xx, ``refused``
 when it did not, ``-`` without one), and ``stop NAME`` when TERM or INT arrives. With $FAIL
 set it prints $FAIL and exits 3. Else, after $DELAY seconds, it serves on $HOST:$PORT:
-``/health`` (200) and ``/hello`` (``hello from NAME $GREETING``)."""
+``/health`` (200) and ``/hello`` (``hello from NAME $GREETING``); with $LIFE, it appends
+``exit NAME`` and exits 0 after serving that many seconds."""
 from __future__ import annotations
 
 import http.server
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.request
 
@@ -57,4 +59,10 @@ if os.environ.get("FAIL"):
     print(os.environ["FAIL"], flush=True)
     sys.exit(3)
 time.sleep(float(os.environ.get("DELAY", "0")))
+if os.environ.get("LIFE"):
+    def leave() -> None:
+        log(f"exit {NAME}")
+        os._exit(0)
+
+    threading.Timer(float(os.environ["LIFE"]), leave).start()
 http.server.HTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler).serve_forever()

@@ -27,6 +27,7 @@ from .model import AUTO_FIRST_PORT, Project
 STARTED_POLL_S = 0.02  # how often a `started` gate reads the dependency's record
 WATCH_POLL_S = 0.5  # the foreground's look at which services still run
 LOG_TAIL_LINES = 20  # shown under a service that failed to start
+QUEUE_POLL_S = 0.1  # how often the foreground looks at Ctrl+C while it waits for log lines
 LOG_DRAIN_S = 0.3  # the foreground's last read of the logs, beyond their 0.1 s poll
 
 
@@ -329,14 +330,19 @@ class _Lines:
         for line in follow(path, lines, stop=self.stopped.is_set):
             self.queue.put((name, line))
 
-    def print_for(self, seconds: float, width: int, names: Sequence[str]) -> None:
-        """Print what arrives within ``seconds``."""
+    def print_for(self, seconds: float, width: int, names: Sequence[str],
+                  until: Callable[[], bool] = lambda: False) -> None:
+        """Print what arrives within ``seconds``, or until ``until()`` holds (looked at
+        every QUEUE_POLL_S)."""
         deadline = time.monotonic() + seconds
-        while True:
-            try:
-                name, line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+        while not until():
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return
+            try:
+                name, line = self.queue.get(timeout=min(left, QUEUE_POLL_S))
+            except queue.Empty:
+                continue
             output.say(output.service_line(name, width, line, names.index(name), clock=True))
 
     def close(self) -> None:
@@ -364,12 +370,14 @@ def foreground(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, 
         if result.failed and not keep_going:  # start() stopped what it launched
             return code
         mine, live = set(result.launched), set(result.launched) | set(result.running)
-        while live and not interrupted.is_set():
-            lines.print_for(WATCH_POLL_S, width, wanted)
+        while live:
+            lines.print_for(WATCH_POLL_S, width, wanted, interrupted.is_set)
             now = set(live_services(project, run_dir))
             for name in sorted(live - now):
                 output.warn(output.service_exited(name))
             live &= now
+            if interrupted.is_set():
+                break
         if not live:
             lines.print_for(LOG_DRAIN_S, width, wanted)
             output.warn(output.project_all_exited())
