@@ -311,3 +311,28 @@ def test_bare_stop_status_and_unknown_names_outside_the_project_keep_todays_mean
     assert done.returncode == 3
     done = project.run("stop", "nothing-like-it")  # no such service: an instance name, as today
     assert done.returncode == 0 and "nothing-like-it" in done.stdout
+
+
+def test_specs_are_kept_by_name_and_forget_drops_a_stopped_one(project: Project) -> None:
+    """Seen: `.portctl/specs/` kept a spec for every port a service ever got."""
+    first, second = free_ports(2)
+    project.write("portctl.toml", f"""
+        {project.service("api")}
+        port = {first}
+        """)
+    specs = project.root / ".portctl" / "specs"
+    assert project.run("start", "-d").returncode == 0
+    assert project.run("stop").returncode == 0
+    project.write("portctl.toml", f"""
+        {project.service("api")}
+        port = {second}
+        """)
+    assert project.run("start", "-d").returncode == 0
+    assert sorted(p.name for p in specs.iterdir()) == [f"{second}.json"]
+    refused = project.run("forget", "api")
+    assert refused.returncode == 1 and "stop it first" in refused.stderr
+    assert project.run("stop").returncode == 0
+    done = project.run("forget", "api")
+    assert done.returncode == 0 and str(second) in done.stdout
+    assert list(specs.iterdir()) == []
+    assert project.run("forget", "api").stdout.strip() == "nothing remembered of api"

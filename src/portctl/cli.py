@@ -403,6 +403,24 @@ def clean(dry_run: bool) -> None:
 
 
 @cli.command()
+@click.argument("name")
+def forget(name: str) -> None:
+    """Drop what is remembered of the stopped instance NAME: its saved spec (for `restart`)
+    and the files a failed run of it left (a fatal or stale record)."""
+    from .status import LIVE_STATES, status
+
+    run_dir = _run_dir()
+    rows = [row for row in status(run_dir) if row.record and row.record.spec.name == name]
+    live = [row for row in rows if row.state in LIVE_STATES]
+    if live:
+        raise PortctlError(*output.forget_live(name, live[0].port))
+    for row in rows:
+        run_dir.remove(row.port)
+    ports = set(run_dir.forget_specs(name)) | {row.port for row in rows}
+    output.say(output.forgotten(name, sorted(ports)))
+
+
+@cli.command()
 @click.argument("port", type=PORT)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def who(port: int, as_json: bool) -> None:

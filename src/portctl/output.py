@@ -649,3 +649,13 @@ def one_log_only() -> Msg:
 
 def not_ready_named(name: str, timeout_s: float) -> Msg:
     return f"{name} was not ready within {timeout_s:g} s", f"see `portctl status` and `portctl logs {name}`"
+
+
+def forget_live(name: str, port: int) -> Msg:
+    return f"{name} is running on port {port}", f"stop it first: portctl stop {name}"
+
+
+def forgotten(name: str, ports: Sequence[int]) -> str:
+    if not ports:
+        return f"nothing remembered of {name}"
+    return f"forgot {name} (saved for port {', '.join(map(str, ports))})"

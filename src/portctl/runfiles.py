@@ -113,10 +113,28 @@ class RunDir:
         return self.path / ".portctl" / "specs" / f"{port}.json"
 
     def write_spec(self, spec: ServerSpec) -> None:
-        """Save the spec with its environment: readable by its owner only (mode 0600)."""
+        """Save the spec with its environment: readable by its owner only (mode 0600). An
+        instance is known by its name: the specs the same name left on other ports go."""
         path = self.spec_file(spec.port)
         safefile.ensure_dir(path.parent, 2)
         write_atomic(path, json.dumps(spec.to_dict(with_env=True), indent=2) + "\n", durable=True)
+        self.forget_specs(spec.name, keep=spec.port)
+
+    def forget_specs(self, name: str, keep: Optional[int] = None) -> list[int]:
+        """Remove the saved specs of the instance called ``name`` (but the one on ``keep``);
+        return their ports."""
+        gone = []
+        for port in self.saved_ports():
+            if port == keep:
+                continue
+            spec = self.read_spec(port)
+            if spec is not None and spec.name == name:
+                try:
+                    self.spec_file(port).unlink()
+                except FileNotFoundError:  # the spec came from a record: it is not ours to drop
+                    continue
+                gone.append(port)
+        return gone
 
     def read_spec(self, port: int) -> Optional[ServerSpec]:
         """The spec last started on ``port``: the saved one (written with the live record, and
