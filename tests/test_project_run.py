@@ -311,6 +311,8 @@ def test_bare_stop_status_and_unknown_names_outside_the_project_keep_todays_mean
     assert done.returncode == 3
     done = project.run("stop", "nothing-like-it")  # no such service: an instance name, as today
     assert done.returncode == 0 and "nothing-like-it" in done.stdout
+    done = project.run("restart", "api", "--grace", "1")  # service options live in the file
+    assert done.returncode == 2 and "portctl.toml" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_specs_are_kept_by_name_and_forget_drops_a_stopped_one(project: Project) -> None:

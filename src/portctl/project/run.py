@@ -164,17 +164,18 @@ class _Launcher:
     def _launch(self, name: str) -> None:
         from ..daemon import launch
 
-        spec = self.project.spec(name, self.ports, os.environ, detached=True)
-        if self.foreground and not self.project.service(name).restart:
-            spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
-        watcher = threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True)
-        watcher.start()
         try:
+            spec = self.project.spec(name, self.ports, os.environ, detached=True)
+            if self.foreground and not self.project.service(name).restart:
+                spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
+            threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
             outcome = launch(spec, self.run_dir, self.force)
             failure = None if outcome.code == 0 else Failure(name, outcome.code, outcome.message,
                                                              outcome.hint, outcome.log)
         except PortctlError as exc:
             failure = Failure(name, exc.exit_code, exc.message, exc.hint)
+        except Exception as exc:  # a bug of ours: this service failed, said in one line
+            failure = Failure(name, 1, *output.internal_error(exc))
         with self._lock:
             if failure is None:
                 self.result.launched.append(name)
