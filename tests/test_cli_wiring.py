@@ -108,7 +108,7 @@ def test_clean_in_empty_dir(tmp_path: Path) -> None:
 
 
 def test_status_row_shows_restarts_last_exit_and_health() -> None:
-    from portctl import output
+    from portctl import render as output
 
     row = {"port": 8001, "name": "api", "state": "running", "pid": 10, "child_pid": 11, "uptime_s": 42.4,
            "restarts": 2, "last_exit": {"code": 137, "at": "2026-11-23T14:02:05+00:00", "reason": "exited"},

@@ -7,7 +7,8 @@ from typing import Optional
 import pytest
 
 from portctl.decisions import (DAEMONIZED, BackoffElapsed, ChildExited, Daemonized, Decision, Event, Facts,
-                               FailStart, Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart,
+                               FailStart, Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, NoteListening,
+                               PlanRestart,
                                ProbeResult, Ready, ReadyTimeout, Restarting, RestartVerdict, Spawn, State,
                                StopChild, Stopping, StopSignal, WaitBackoff, decide)
 
@@ -177,7 +178,7 @@ def test_ready_and_timeout_only_matter_while_starting(state: State) -> None:
 
 def test_not_ready_in_time_fails_a_first_start() -> None:
     d = decide(State.STARTING, ReadyTimeout(), facts(served=False))
-    assert d == Decision(State.FATAL, (StopChild(), FailStart(None)), "not ready in time")
+    assert d == Decision(State.FATAL, (NoteListening(), StopChild(), FailStart(None)), "not ready in time")
 
 
 def test_not_ready_in_time_after_serving_restarts() -> None:

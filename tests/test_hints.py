@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import portctl
-from portctl import output
+from portctl import messages as output
 from portctl.cli import cli
 from conftest import APPS, Portctl, accepts, app, free_ports, unused_port, wait_port_accepting, wait_until
 

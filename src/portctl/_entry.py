@@ -1,11 +1,38 @@
 """The console entry point. `--version`, `who`, `status`, `port`, `url` and `stop` in their
 plain forms run without importing click (Makefiles and scripts call them in loops, and
-click's import alone costs more than Python's start-up); any other form, `--help` or a doubt
-about the arguments goes to the click CLI, which stays the one definition of the interface."""
+click's import alone costs more than Python's start-up): ``SHAPES`` declares those forms,
+and each maps to the function of ``commands`` the click CLI calls, with the values click
+would pass (tests/test_app_layer.py checks both against click's own parse). Any other
+form, `--help` or a doubt about the arguments goes to the click CLI, which stays the one
+definition of the interface."""
 from __future__ import annotations
 
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Callable, Optional, Sequence, Union
+
+    Values = dict[str, Any]
+
+# Kinds of value in a shape. After the command word: positional arguments; an option
+# followed by a kind takes a value of that kind, an option alone is a flag.
+PORT = "PORT"  # 1-65535 in ASCII digits, as cli.PORT takes it
+NAME = "NAME"  # one word that is not an option
+NAMES = "NAMES"  # any number of those
+KINDS = (PORT, NAME, NAMES)
+
+# (command word, argument and option slots) -> the function of ``commands`` it runs
+SHAPES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("who", PORT, "--json"), "who"),
+    (("status", NAMES, "--port", PORT, "--json"), "status"),
+    (("stop", NAMES, "--port", PORT), "stop"),
+    (("port", NAME), "port_of"),
+    (("url", NAME), "url"),
+)
+_KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json"}  # else the option's name
 
 
 def main() -> None:
@@ -33,7 +60,9 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
-def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
+def _fast(argv: list[str]) -> Optional[int]:
+    """Run ``argv`` when it has one of the SHAPES (or is ``--version``): its exit code; None
+    to let click handle these arguments."""
     run_dir = os.environ.get("PORTCTL_RUN_DIR") or ""  # "": found from the current directory
     if len(argv) >= 2 and argv[0] == "--run-dir":
         run_dir, argv = argv[1], argv[2:]
@@ -42,67 +71,79 @@ def _fast(argv: list) -> "int | None":  # type: ignore[type-arg]
 
         print(f"portctl, version {__version__}")
         return 0
-    call = _parse(argv)
+    call = parse(argv)
     if call is None:
         return None
-    from . import output
-    from .errors import PortctlError
+    from . import commands, render
 
+    name, values = call
+    function: Callable[..., int] = getattr(commands, name)
     try:
-        return call(run_dir)
-    except PortctlError as exc:
-        output.error(exc.message, exc.hint)
-        return exc.exit_code
-    except Exception as exc:  # a bug of ours or an OS refusal: one line, as the click CLI does
-        output.error(*output.internal_error(exc))
-        return 1
+        return function(run_dir=_path(run_dir), **values)
+    except Exception as exc:  # a library error, a bug of ours or an OS refusal: one line
+        return render.report(exc)
 
 
-def _parse(argv: list):  # type: ignore[no-untyped-def,type-arg]
-    """A command to run, or None to let click handle these arguments."""
-    from . import commands
-
-    if not argv:
-        return None
-    name, rest = argv[0], argv[1:]
-    as_json = "--json" in rest
-    rest = [a for a in rest if a != "--json"]
-    if name == "who" and len(rest) == 1 and _port(rest[0]):
-        return lambda run_dir: commands.who(int(rest[0]), as_json, _path(run_dir))
-    if name in ("status", "stop"):
-        names, port = _targets(rest)
-        if names is None or (name == "stop" and as_json):
-            return None
-        if name == "status":
-            return lambda run_dir: commands.status(_path(run_dir), port, as_json, names)
-        return lambda run_dir: commands.stop(_path(run_dir), names, port, None)
-    if name in ("port", "url") and not as_json and len(rest) == 1 and not rest[0].startswith("-"):
-        command = commands.port_of if name == "port" else commands.url
-        return lambda run_dir: command(_path(run_dir), rest[0])
+def parse(argv: Sequence[str]) -> Optional[tuple[str, Values]]:
+    """(the name of the ``commands`` function, its keyword values) for the first shape
+    ``argv`` has, or None."""
+    for shape, function in SHAPES:
+        if argv and argv[0] == shape[0]:
+            values = _match(shape[1:], list(argv[1:]))
+            if values is not None:
+                return function, values
     return None
 
 
-def _targets(rest: list):  # type: ignore[no-untyped-def,type-arg]
-    """``[NAME...] [--port P]`` as (names, port), or (None, None) for click to judge."""
-    names, port = [], None
-    words = iter(rest)
-    for word in words:
-        if word == "--port" and port is None:
-            port = next(words, "")
-            if not _port(port):
-                return None, None
-        elif word.startswith("-") or not word:
-            return None, None
+def _match(slots: tuple[str, ...], words: list[str]) -> Optional[Values]:
+    """``words`` read as click reads them against ``slots`` (options anywhere, a repeated
+    option's last value wins), or None when click might read them otherwise or refuse them."""
+    positional = slots[:_first_option(slots)]
+    options = {s: (slots[i + 1] if slots[i + 1:i + 2] and slots[i + 1] in KINDS else None)
+               for i, s in enumerate(slots) if s.startswith("--")}
+    values: Values = {_keyword(s): (() if s == NAMES else None) for s in positional}
+    values.update({_keyword(o): (False if kind is None else None) for o, kind in options.items()})
+    taken = 0
+    given = iter(words)
+    for word in given:
+        if word in options:
+            kind = options[word]
+            value = True if kind is None else _value(kind, next(given, None))
+            if value is None:
+                return None
+            values[_keyword(word)] = value
+        elif taken < len(positional) and _value(positional[taken], word) is not None:
+            kind = positional[taken]
+            if kind == NAMES:
+                values[_keyword(kind)] += (word,)
+            else:
+                values[_keyword(kind)] = _value(kind, word)
+                taken += 1
         else:
-            names.append(word)
-    return tuple(names), None if port is None else int(port)
+            return None
+    if any(values[_keyword(s)] is None for s in positional):  # a required argument is missing
+        return None
+    return values
 
 
-def _port(text: str) -> bool:
-    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535  # not "²": click says why
+def _first_option(slots: tuple[str, ...]) -> int:
+    return next((i for i, s in enumerate(slots) if s.startswith("--")), len(slots))
 
 
-def _path(text: str):  # type: ignore[no-untyped-def]
+def _keyword(slot: str) -> str:
+    return _KEYWORD.get(slot) or slot[2:]
+
+
+def _value(kind: str, word: Optional[str]) -> Union[int, str, None]:
+    """``word`` as a value of ``kind``, or None when click would refuse it or read it otherwise."""
+    if word is None or not word or word.startswith("-"):
+        return None
+    if kind == PORT:  # not "²" or "٣": Python's int() takes them, click's PORT refuses them
+        return int(word) if word.isascii() and word.isdigit() and 1 <= int(word) <= 65535 else None
+    return word
+
+
+def _path(text: str) -> Path:
     from pathlib import Path
 
     if text:

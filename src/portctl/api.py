@@ -17,7 +17,7 @@ import logging
 import os
 from typing import Any, Optional
 
-from . import instances, output, ports
+from . import instances, messages, ports
 from .errors import BadInput, PermissionDenied, PolicyRefused
 from .ports import Holder
 from .runfiles import RunDir
@@ -33,17 +33,17 @@ def _run_dir() -> RunDir:
 
 def _port(port: Any) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise BadInput(*output.bad_port(port))
+        raise BadInput.for_port(port)
     return port
 
 
 def _host(host: Any) -> str:
     if not isinstance(host, str) or not host:
-        raise BadInput(*output.bad_host(str(host), "not a host name or address"))
+        raise BadInput.for_host(str(host), "not a host name or address")
     try:
         ports.resolve_host(host)
     except ValueError as exc:
-        raise BadInput(*output.bad_host(host, str(exc))) from None
+        raise BadInput.for_host(host, str(exc)) from None
     return host
 
 
@@ -56,7 +56,7 @@ def _range(port_range: Any) -> Optional[tuple[int, int]]:
             return low, high
     except (TypeError, ValueError):
         pass
-    raise BadInput(*output.bad_range(repr(port_range)))
+    raise BadInput.for_range(repr(port_range))
 
 
 def port_holders(port: int) -> list[Holder]:
@@ -92,7 +92,7 @@ def ensure_port_available(port: int, host: str = "127.0.0.1", *, grace_s: float 
     port, grace_s, host = _port(port), check_seconds("grace_s", grace_s), _host(host)
     if not ports.is_busy(host, port):
         return True
-    logger.warning(output.port_in_use(port, ports.holders(port), hint=False)[0])
+    logger.warning(messages.port_in_use(port, ports.holders(port))[0])
     try:
         run_dir = _run_dir()
         instances.free_port(port, host, grace_s, tokens=instances.tokens(run_dir), run_dir=run_dir,

@@ -1,20 +1,19 @@
-"""The command line: each command parses, makes one library call, and renders.
+"""The command line's declarations: each command's options, arguments and help, and one
+call into ``commands`` (the application layer: parsed values in, an exit code out).
 
-Library modules are imported inside the commands, so ``portctl who`` does not pay for
+``commands`` imports the library inside each command, so ``portctl who`` does not pay for
 the supervisor and ``--version`` pays for nothing but click.
 """
 from __future__ import annotations
 
 import copy
-import os
 import traceback
 from pathlib import Path
 from typing import Any, Optional
 
 import click
 
-from . import __version__, output
-from .errors import BadInput, PortctlError
+from . import __version__, commands, messages, render
 
 
 class _Port(click.IntRange):
@@ -79,7 +78,7 @@ class PortRange(click.ParamType):
         try:
             return parse_range(str(value))
         except ValueError:
-            self.fail(output.bad_range(str(value))[0], param, ctx)
+            self.fail(messages.bad_range(str(value))[0], param, ctx)
 
 
 class _StartCommand(click.Command):
@@ -97,7 +96,7 @@ class _StartCommand(click.Command):
             before, command = _split_at_command(self, list(args))
             if not command:
                 raise
-            raise click.UsageError(output.forgotten_dashes(before, command), ctx) from None
+            raise click.UsageError(messages.forgotten_dashes(before, command), ctx) from None
 
 
 def _split_at_command(command: click.Command, args: list[str]) -> tuple[list[str], list[str]]:
@@ -121,16 +120,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except PortctlError as exc:
+        except Exception as exc:  # ours or a bug (then "internal error"): one line, the traceback with -v
             if ctx.params.get("verbose"):
                 traceback.print_exc()
-            output.error(exc.message, exc.hint)
-            ctx.exit(exc.exit_code)
-        except Exception as exc:  # a bug of ours: still one line, the traceback with -v
-            if ctx.params.get("verbose"):
-                traceback.print_exc()
-            output.error(*output.internal_error(exc))
-            ctx.exit(1)
+            ctx.exit(render.report(exc))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,10 +142,9 @@ def cli(ctx: click.Context, run_dir: Optional[Path], verbose: bool) -> None:
     ctx.obj = run_dir
 
 
-def _run_dir() -> Any:
-    from .runfiles import RunDir
-
-    return RunDir(click.get_current_context().obj)
+def _run_dir() -> Path:
+    """The run dir the group resolved (``--run-dir``, PORTCTL_RUN_DIR or found)."""
+    return Path(click.get_current_context().obj)
 
 
 @cli.command(cls=_StartCommand)
@@ -194,57 +186,13 @@ def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command
     """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app. In a project
     (portctl.toml, [tool.portctl] or a Procfile here or above): start NAME... or every service,
     in dependency order."""
-    from .backoff import BackoffPolicy
-    from .spec import DEFAULT_PORT, ServerSpec, default_restart, recorded
-
-    if not click.get_current_context().meta.get("portctl.dashes") and \
-            not any(_given(key) for key in options if key != "detach") and not _given("port") \
-            and not _given("port_range"):
-        from .project import run
-
-        project = run.project_for(command, commands=True)
-        if project is not None:
-            _start_project(project, command, options["detach"], force, keep_going)
-            return
-    fields = _spec_fields(options)
-    fields["backoff"] = BackoffPolicy(**fields["backoff"])
-    if fields["restart"] is None:
-        fields["restart"] = default_restart(fields["detached"])
-    fields["cwd"] = fields["cwd"] or os.getcwd()
-    # --port-range alone, like --port auto, starts inside the range; --port P prefers P
-    auto = port == 0 or (port_range is not None and not _given("port"))
-    if auto:
-        port = port_range[0] if port_range else DEFAULT_PORT
-    spec = ServerSpec(port=port, port_range=port_range, auto_port=auto, command=command, **fields)
-    _launch(recorded(spec), force)
-
-
-def _start_project(project: Any, names: tuple[str, ...], detach: bool, force: bool, keep_going: bool) -> None:
-    from .project import run
-
-    run_dir = _run_dir()
-    _check_writable(run_dir.path)
-    if not detach:
-        raise SystemExit(run.foreground(project, run_dir, names, force=force, keep_going=keep_going))
-    result = run.start(project, run_dir, names, force=force, keep_going=keep_going)
-    raise SystemExit(run.report(result, run_dir, keep_going=keep_going))
-
-
-_SPEC_FIELDS = {"grace": "grace_s", "ready_timeout": "ready_timeout_s", "detach": "detached",
-                "health_interval": "health_interval_s", "health_timeout": "health_timeout_s"}
-_BACKOFF_FIELDS = {"backoff_initial": "initial_s", "backoff_max": "max_s", "backoff_reset": "reset_after_s",
-                   "max_restarts": "max_restarts", "restart_window": "window_s"}
-
-
-def _spec_fields(options: dict[str, Any]) -> dict[str, Any]:
-    """start's options as ServerSpec fields; the backoff ones as a dict under ``backoff``."""
-    fields: dict[str, Any] = {"backoff": {}}
-    for key, value in options.items():
-        if key in _BACKOFF_FIELDS:
-            fields["backoff"][_BACKOFF_FIELDS[key]] = value
-        else:
-            fields[_SPEC_FIELDS.get(key, key)] = value
-    return fields
+    if not click.get_current_context().meta.get("portctl.dashes") and not _given("port") \
+            and not _given("port_range") and not any(_given(key) for key in options if key != "detach"):
+        code = commands.start_project(_run_dir(), command, options["detach"], force, keep_going)
+        if code is not None:
+            raise SystemExit(code)
+    raise SystemExit(commands.start(_run_dir(), port, port_range, force, command, port_given=_given("port"),
+                                    exiting=_OWN_PROCESS, **options))
 
 
 def _given(name: str) -> bool:
@@ -252,34 +200,6 @@ def _given(name: str) -> bool:
     from click.core import ParameterSource
 
     return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
-
-
-def _launch(spec: Any, force: bool) -> None:
-    """Run in the foreground (exit with the supervisor's code) or detached (report and return)."""
-    run_dir = _run_dir()
-    _check_writable(run_dir.path)
-    if not spec.detached:
-        from .supervisor import Supervisor, run_as_process
-
-        raise SystemExit(run_as_process(Supervisor(spec, run_dir, force=force), exiting=_OWN_PROCESS))
-    from .daemon import launch
-
-    try:
-        outcome = launch(spec, run_dir, force)
-    except KeyboardInterrupt:  # only the wait is interrupted: the instance goes on
-        output.warn(output.detached_interrupted(spec.name))
-        raise SystemExit(130) from None
-    for line in outcome.warnings:
-        output.warn(line)
-    if outcome.code == 0:
-        output.say(output.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
-        return
-    output.error(outcome.message, outcome.hint)
-    if outcome.log:  # set only once a child ran: never an earlier run's or a race winner's log
-        from .logs import tail
-
-        output.log_tail(outcome.log, tail(Path(outcome.log), 20))
-    raise SystemExit(outcome.code)
 
 
 class _CommandAfterDashes(click.Command):
@@ -294,25 +214,6 @@ class _CommandAfterDashes(click.Command):
         return super().parse_args(ctx, args)
 
 
-def _check_writable(path: Path) -> None:
-    """`start` writes its files in the run dir: a missing, non-directory or read-only one is
-    bad input (exit 2), said before anything is launched."""
-    import os
-    import tempfile
-
-    why = "does not exist" if not path.exists() else "is not a directory" if not path.is_dir() else ""
-    if not why:
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".portctl-probe-", dir=path)
-        except OSError:
-            why = "is not writable"
-        else:
-            os.close(fd)
-            os.unlink(probe)
-    if why:
-        raise BadInput(*output.run_dir_unusable(path, why))
-
-
 @cli.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--port", type=PORT, default=None, help="The instance on this port.")
@@ -320,9 +221,7 @@ def _check_writable(path: Path) -> None:
 def stop(names: tuple[str, ...], port: Optional[int], grace: Optional[float]) -> None:
     """Gracefully stop the instances NAME... and the one on PORT; with neither, the only
     instance of the run dir (several: they are listed, exit 2). Not running is success."""
-    from . import commands
-
-    raise SystemExit(commands.stop(click.get_current_context().obj, names, port, grace))
+    raise SystemExit(commands.stop(run_dir=_run_dir(), names=names, port=port, grace=grace))
 
 
 @cli.command(cls=_CommandAfterDashes)
@@ -335,31 +234,15 @@ def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force
     dir), then start each again with its recorded command, executable, environment, working
     directory and options. Options given here, and a command after --, replace the recorded
     ones; a command with nothing recorded starts it."""
-    from . import instances
-    from .targets import restart_plan
-
-    ctx = click.get_current_context()
-    if port is None and not ctx.meta.get("portctl.command"):
-        from .project import run
-
-        project = run.project_for(names)
-        if project is not None:
-            if any(_given(key) for key in options if key != "detach") or update_env:
-                raise BadInput(*output.project_options(project.file))
-            run_dir = _run_dir()
-            result = run.restart(project, run_dir, names, force=force)
-            raise SystemExit(run.report(result, run_dir, keep_going=False))
-    changes = _spec_fields({key: value for key, value in options.items() if _given(key)})
-    if not changes["backoff"]:
-        del changes["backoff"]
-    command = ctx.meta.get("portctl.command", ())
-    if command:
-        changes["command"] = command
-    run_dir = _run_dir()
-    for stop_port, spec in restart_plan(run_dir, names, port, changes, shell_env=update_env):
-        if stop_port is not None:
-            instances.stop(run_dir, stop_port, notify=output.warn)
-        _launch(spec, force)
+    command = click.get_current_context().meta.get("portctl.command", ())
+    given = {key: value for key, value in options.items() if _given(key)}
+    if port is None and not command:
+        code = commands.restart_project(_run_dir(), names, force,
+                                        options_given=update_env or any(k != "detach" for k in given))
+        if code is not None:
+            raise SystemExit(code)
+    raise SystemExit(commands.restart(_run_dir(), names, port, update_env, force, command, given,
+                                      exiting=_OWN_PROCESS))
 
 
 def _restart_options() -> list[click.Parameter]:
@@ -384,40 +267,23 @@ restart.params.extend(_restart_options())
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def status(names: tuple[str, ...], port: Optional[int], as_json: bool) -> None:
     """Every instance known in the run dir (or only NAME... and PORT: exit 3 if one is not running)."""
-    from . import commands
-
-    raise SystemExit(commands.status(click.get_current_context().obj, port, as_json, names))
+    raise SystemExit(commands.status(run_dir=_run_dir(), names=names, port=port, as_json=as_json))
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
-def clean(dry_run: bool) -> None:
-    """Remove stale pid files, records and locks; stop verified orphans of our instances."""
-    from . import instances
-
-    actions = instances.clean(_run_dir(), dry_run)
-    for action, target in actions:
-        output.say(output.clean_action(action, target, dry_run))
-    if not actions:
-        output.say(output.clean_nothing())
-
-
-@cli.command()
-@click.argument("name")
-def forget(name: str) -> None:
-    """Drop what is remembered of the stopped instance NAME: its saved spec (for `restart`)
-    and the files a failed run of it left (a fatal or stale record)."""
-    from .status import LIVE_STATES, status
-
-    run_dir = _run_dir()
-    rows = [row for row in status(run_dir) if row.record and row.record.spec.name == name]
-    live = [row for row in rows if row.state in LIVE_STATES]
-    if live:
-        raise PortctlError(*output.forget_live(name, live[0].port))
-    for row in rows:
-        run_dir.remove(row.port)
-    ports = set(run_dir.forget_specs(name)) | {row.port for row in rows}
-    output.say(output.forgotten(name, sorted(ports)))
+@click.option("--sweep", is_flag=True, help="Then list the strays of the project's services NAME... (default: "
+              "all): your processes matching their sweep patterns, under the project root.")
+@click.option("--anywhere", is_flag=True, help="--sweep: wherever the strays' working directory is.")
+@click.option("--force", is_flag=True, help="--sweep: stop the strays, whole trees (policy applies).")
+def clean(names: tuple[str, ...], dry_run: bool, sweep: bool, anywhere: bool, force: bool) -> None:
+    """Remove stale pid files, records and locks; stop verified orphans of our instances.
+    With --sweep, then list the strays of the project's services (stop them with --force)."""
+    if not sweep and (names or anywhere or force):
+        raise click.UsageError("NAME, --anywhere and --force go with --sweep")
+    raise SystemExit(commands.clean(_run_dir(), dry_run, sweep=sweep, names=names, anywhere=anywhere,
+                                    force=force, here=Path.cwd()))
 
 
 @cli.command()
@@ -425,9 +291,7 @@ def forget(name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def who(port: int, as_json: bool) -> None:
     """Which processes listen on PORT (any address, IPv4 and IPv6)."""
-    from . import commands
-
-    raise SystemExit(commands.who(port, as_json, click.get_current_context().obj))
+    raise SystemExit(commands.who(run_dir=_run_dir(), port=port, as_json=as_json))
 
 
 @cli.command()
@@ -436,10 +300,7 @@ def who(port: int, as_json: bool) -> None:
 @click.option("--grace", type=SECONDS, default=5.0, show_default=True)
 def free(port: int, host: str, grace: float) -> None:
     """Stop whatever holds PORT (whole process trees), subject to the policy."""
-    from . import instances
-
-    if not instances.free(_run_dir(), port, host, grace, notify=output.say):
-        output.say(output.nothing_holds(port))
+    raise SystemExit(commands.free(_run_dir(), port, host, grace))
 
 
 @cli.command()
@@ -450,28 +311,15 @@ def free(port: int, host: str, grace: float) -> None:
 def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) -> None:
     """Print (and follow) the log of a detached instance; in a project, of its services
     (NAME... or all), each line after its name."""
-    from . import instances
-    from .logs import follow as follow_log, tail
+    raise SystemExit(commands.logs(_run_dir(), names, port, lines, follow))
 
-    if port is None:
-        from .project import run
 
-        project = run.project_for(names)
-        if project is not None:
-            run.show_logs(project, _run_dir(), names, lines, follow)
-            return
-    if len(names) > 1:
-        raise BadInput(*output.one_log_only())
-    path = instances.log_path(_run_dir(), names[0] if names else None, port)
-    if not follow:
-        for line in tail(path, lines):
-            output.say(line)
-        return
-    try:
-        for line in follow_log(path, lines):
-            output.say(line)
-    except KeyboardInterrupt:
-        pass
+@cli.command()
+@click.argument("name")
+def forget(name: str) -> None:
+    """Drop what is remembered of the stopped instance NAME: its saved spec (for `restart`)
+    and the files a failed run of it left."""
+    raise SystemExit(commands.forget(_run_dir(), name))
 
 
 @cli.command()
@@ -479,15 +327,7 @@ def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) 
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
 def events(follow: bool, lines: int) -> None:
     """Lifecycle events of the run dir's instances, as JSON lines."""
-    from .events import events_file
-    from .logs import follow as follow_log, tail
-
-    path = events_file(_run_dir().path)
-    try:
-        for line in (follow_log(path, lines) if follow else tail(path, lines)):
-            output.say(line)
-    except KeyboardInterrupt:
-        pass
+    raise SystemExit(commands.events(_run_dir(), follow, lines))
 
 
 @cli.command(name="port")
@@ -497,18 +337,16 @@ def events(follow: bool, lines: int) -> None:
               help="Seconds --wait waits.")
 def port_of(name: str, wait: bool, timeout: float) -> None:
     """Print the port of the running instance NAME (for scripts: `$(portctl port api)`)."""
-    from . import commands
-
-    raise SystemExit(commands.port_of(click.get_current_context().obj, name, timeout if wait else None))
+    if wait:
+        raise SystemExit(commands.port_of(run_dir=_run_dir(), name=name, wait=True, timeout=timeout))
+    raise SystemExit(commands.port_of(run_dir=_run_dir(), name=name))  # as the fast path calls it
 
 
 @cli.command()
 @click.argument("name")
 def url(name: str) -> None:
     """Print the URL of the running instance NAME."""
-    from . import commands
-
-    raise SystemExit(commands.url(click.get_current_context().obj, name))
+    raise SystemExit(commands.url(run_dir=_run_dir(), name=name))
 
 
 @cli.command(name="find-port")
@@ -517,9 +355,7 @@ def url(name: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], host: str) -> None:
     """Print a free port: the preferred one, else the first free in the range, else any."""
-    from .ports import find_free_port
-
-    output.say(str(find_free_port(preferred, port_range, host)))
+    raise SystemExit(commands.find_port(preferred, port_range, host))
 
 
 @cli.group()
@@ -531,30 +367,47 @@ def config() -> None:
 @config.command(name="check")
 def config_check() -> None:
     """Validate the project file: one summary line, or the first problem with its line (exit 2)."""
-    from .project.config import require_project
-    from .project.show import summary
-
-    output.say(summary(require_project(Path.cwd())))
+    raise SystemExit(commands.config_check(Path.cwd()))
 
 
 @config.command(name="show")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def config_show(as_json: bool) -> None:
     """Print the resolved project: services, ports, environment (secrets masked), start order."""
-    from .project.config import require_project
-    from .project.show import describe, lines
+    raise SystemExit(commands.config_show(Path.cwd(), as_json))
 
-    project = require_project(Path.cwd())
-    if as_json:
-        output.emit_json(describe(project))
-        return
-    for line in lines(project):
-        output.say(line)
+
+@cli.command()
+@click.option("--prefix", default="", help="Put before every target name (pc- gives pc-start, "
+              "pc-stop-NAME, ...), so none clashes with your Makefile's own.")
+def makefile(prefix: str) -> None:
+    """Print a Makefile fragment for the project's services: start, stop, restart, status,
+    and per service start-NAME, stop-NAME, restart-NAME, status-NAME, logs-NAME, force-clean-NAME."""
+    raise SystemExit(commands.makefile(Path.cwd(), prefix))
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def wrappers(directory: Optional[Path]) -> None:
+    """Write start-NAME.bat, stop-NAME.bat and restart-NAME.bat (a force restart) for every
+    service, for Windows, into DIRECTORY (default: scripts under the project root)."""
+    raise SystemExit(commands.wrappers(Path.cwd(), directory))
+
+
+@cli.command(name="export")
+@click.argument("target", type=click.Choice(["systemd", "compose", "kubernetes"]), metavar="TARGET")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write one file per unit or manifest into DIR (made if missing) instead of stdout.")
+def export_cmd(target: str, names: tuple[str, ...], out_dir: Optional[Path]) -> None:
+    """Render the project (or NAMEs and their dependencies) as systemd units, a Compose file or
+    Kubernetes manifests. An "auto" port is fixed: see docs/deploy.md."""
+    raise SystemExit(commands.export(Path.cwd(), click.get_current_context().obj, target, names, out_dir))
 
 
 def main() -> None:
     """Console entry point: this process is portctl's own, and ends when the command does."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
-    output.log_to()
+    render.log_to()
     cli(prog_name="portctl")

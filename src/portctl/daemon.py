@@ -11,9 +11,10 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import output
+from . import messages
 from ._record import Frozen, fields
-from .errors import PortctlError
+from .errors import PortctlError, exit_code_of, message_of
+from .ports import instance_url
 from .runfiles import Record, RunDir
 from .safefile import UnsafeFile
 from .spec import ServerSpec
@@ -54,7 +55,7 @@ def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
         data = None
     if not isinstance(data, dict):
         code = proc.poll()
-        return Outcome(1, *output.daemon_silent(code), log=str(run_dir.log_file(spec.name)))
+        return Outcome(1, *messages.daemon_silent(code), log=str(run_dir.log_file(spec.name)))
     return Outcome(**{k: v for k, v in data.items() if k in fields(Outcome)})
 
 
@@ -84,7 +85,7 @@ class _Handshake:
 
     def ready(self, record: Record) -> None:
         assert record.child is not None
-        self.send(code=0, url=output.instance_url(record.spec.host, record.spec.port),
+        self.send(code=0, url=instance_url(record.spec.host, record.spec.port),
                   pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log)
 
     def note(self, line: str) -> None:
@@ -105,6 +106,7 @@ def _to_devnull(*fds: int) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m portctl.daemon RUN_DIR [--force]`` with the spec as JSON on stdin."""
+    from .logs import route_library_log
     from .supervisor import Supervisor, run_as_process
 
     args = sys.argv[1:] if argv is None else argv
@@ -112,7 +114,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     _to_devnull(0)
     handshake = _Handshake()
     record_log = str(RunDir(Path(args[0])).log_file(spec.name))
-    output.log_to(handshake.note)
+    route_library_log(lambda level, text: handshake.note(text))
     supervisor: Optional[Supervisor] = None
     try:
         supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
@@ -120,13 +122,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         code = run_as_process(supervisor, exiting=True)
     except PortctlError as exc:  # before launch (port in use, already running, a refused run file): no log of ours
         spawned = supervisor is not None and supervisor.spawned
-        handshake.send(code=exc.exit_code, message=exc.message, hint=exc.hint,
+        message, hint = message_of(exc)
+        handshake.send(code=exit_code_of(exc), message=message, hint=hint,
                        log=record_log if spawned and not isinstance(exc, UnsafeFile) else None)
-        return exc.exit_code
+        return exit_code_of(exc)
     except BaseException as exc:  # the parent must hear something, whatever happened
         handshake.send(code=1, message=f"supervisor failed: {exc!r}", log=record_log)
         raise
-    handshake.send(code=code or 1, message=output.stopped_before_ready(), log=record_log)
+    handshake.send(code=code or 1, message=messages.stopped_before_ready(), log=record_log)
     return code
 
 

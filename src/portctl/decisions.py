@@ -171,6 +171,11 @@ class MarkServing(Frozen):
     elapsed_s: float
 
 
+class NoteListening(Frozen):
+    """Look where the child's tree listens instead of its port (for the not-ready message),
+    before the tree is stopped."""
+
+
 class FailStart(Frozen):
     """The first start failed: ``code`` is the child's exit code, None: not ready in time."""
 
@@ -189,7 +194,7 @@ class Finish(Frozen):
 
 
 Action = Union[Stopping, StopChild, NoteExit, NoteKilled, NoteHealth, Daemonized, PlanRestart,
-               Restarting, WaitBackoff, Spawn, MarkServing, FailStart, Finish]
+               Restarting, WaitBackoff, Spawn, MarkServing, NoteListening, FailStart, Finish]
 
 
 class Decision(Frozen):
@@ -261,7 +266,7 @@ def _on_ready_timeout(state: State, event: ReadyTimeout, facts: Facts) -> Decisi
         return Decision(state)
     reason = "not ready in time"
     if not facts.served:
-        return Decision(State.FATAL, (StopChild(), FailStart(None)), reason)
+        return Decision(State.FATAL, (NoteListening(), StopChild(), FailStart(None)), reason)
     return Decision(State.BACKOFF, (StopChild(), NoteKilled(reason), PlanRestart(reason)), reason)
 
 

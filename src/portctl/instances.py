@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import psutil
 
-from . import output, policy, ports
+from . import messages, policy, ports
 from ._platform import platform
 from .errors import AlreadyRunning, NotRunning, PermissionDenied, PortctlError, PortInUse
 from .identity import is_alive, process, resolve
@@ -37,11 +37,11 @@ def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
     if port is not None:
         spec = run_dir.read_spec(port)  # the live record's, else the last one started there
         if spec is None:
-            raise NotRunning(*output.no_log(f"port {port}"))
+            raise NotRunning.no_log(f"port {port}")
         return run_dir.log_file(spec.name)
     found = sorted(run_dir.log_file("x").parent.glob("*.log"))
     if len(found) != 1:
-        raise PortctlError(*output.no_log("this run dir" if not found else "several instances: name one"))
+        raise PortctlError.no_log("this run dir" if not found else "several instances: name one")
     return found[0]
 
 
@@ -67,7 +67,7 @@ def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
         if not is_held(lock) or (exiting and ports.wait_until(lambda: not is_held(lock),
                                                               time.monotonic() + SETTLE_S)):
             return None  # it exited while we looked: nothing is running any more
-        raise PortctlError(*output.tampered(port, reason))
+        raise PortctlError.tampered(port, reason)
     return proc
 
 
@@ -79,13 +79,13 @@ def _distrust(port: int, lock: Path, pid: Optional[int], record: Optional[Record
     recorded = record.supervisor.pid if record else None
     holders = platform.lock_holders(lock)
     if holders and recorded not in holders:
-        return output.holder_mismatch(holders, recorded)
+        return messages.holder_mismatch(holders, recorded)
     if pid != recorded:
-        return output.pid_file_mismatch(port, pid, recorded)
+        return messages.pid_file_mismatch(port, pid, recorded)
     if proc is None:
-        return output.supervisor_gone(recorded)
+        return messages.supervisor_gone(recorded)
     if not _is_portctl(proc, lock):
-        return output.not_portctl(proc.pid)
+        return messages.not_portctl(proc.pid)
     return None
 
 
@@ -109,9 +109,8 @@ def lock_taken(run_dir: RunDir, port: int, *, force: bool = False) -> PortctlErr
     if holders and (record is None or record.supervisor.pid not in holders):
         procs = [process(pid) for pid in holders]
         if all(p is not None and not _is_portctl(p, lock) for p in procs):
-            return PortctlError(*output.foreign_lock(port, holders))
-    return AlreadyRunning(*output.already_running(port, run_dir.read_pid(port), force=force,
-                                                  run_dir=str(run_dir.path)))
+            return PortctlError.foreign_lock(port, holders)
+    return AlreadyRunning.on_port(port, run_dir.read_pid(port), force=force, run_dir=str(run_dir.path))
 
 
 def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
@@ -154,7 +153,7 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
     while not let_go.is_set() and not _let_go(supervisor, lock):
         now = time.monotonic()
         if now >= deadline:
-            raise PortctlError(*output.stop_timeout(port, grace_s + STOP_MARGIN_S))
+            raise PortctlError.stop_timeout(port, grace_s + STOP_MARGIN_S)
         if hurry_at is not None and now >= hurry_at:
             hurry_at = _hurry(run_dir, record, supervisor)
             continue
@@ -200,14 +199,14 @@ def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: No
         stopped += sorted(found)
         found, refusing = {}, ports.refuses(host, port)
     if stopped:
-        notify(output.stopped_leftovers(port, stopped))
+        notify(messages.stopped_leftovers(port, stopped))
     if died and left is not None and left.state != "fatal" and not is_held(run_dir.lock_file(port)):
         run_dir.remove(port)  # what the supervisor did not live to remove
     if refusing:
         return
     busy = ports.holders(port)
     if busy or not ports.wait_refusing(host, port, time.monotonic() + FREE_VERIFY_S):
-        raise PortInUse(*output.busy_after_stop(port, busy), holders=tuple(busy))
+        raise PortInUse.after_stop(port, busy)
 
 
 def _holder_pids(port: int) -> list[int]:
@@ -220,7 +219,7 @@ def _refuse_other_run_dir(run_dir: RunDir, port: int) -> None:
     for holder in ports.holders(port):
         owner = live_owner(holder.instance)
         if owner is not None and not _same_dir(str(owner[0].path), run_dir.path):
-            raise PortctlError(*output.other_run_dir(port, str(owner[0].path), owner[1]))
+            raise PortctlError.other_run_dir(port, str(owner[0].path), owner[1])
 
 
 def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
@@ -238,7 +237,7 @@ def drop_stale(run_dir: RunDir, port: int, notify: Notify = _quiet) -> None:
     if record is not None:
         reclaim_orphans(record, notify)
     if run_dir.remove(port) and (pid is not None or record is not None):
-        notify(output.stale_files(port, pid))
+        notify(messages.stale_files(port, pid))
 
 
 def find_orphans(record: Record) -> list[psutil.Process]:
@@ -263,7 +262,7 @@ def reclaim_orphans(record: Record, notify: Notify = _quiet) -> list[int]:
     orphans = find_orphans(record)
     if orphans:
         stop_tree(orphans, record.spec.grace_s)
-        notify(output.reclaimed(record.spec.port, [p.pid for p in orphans]))
+        notify(messages.reclaimed(record.spec.port, [p.pid for p in orphans]))
     return [p.pid for p in orphans]
 
 
@@ -365,7 +364,7 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
         proc = process(holder.pid)
         if proc is None:
             if holder.pid is None:  # the kernel shows the socket, but not whose: another user's
-                raise PermissionDenied(*output.invisible_holder(port))
+                raise PermissionDenied.invisible_holder(port)
             continue
         username = _username(proc)
         claimed = _claimed(holder.instance or {})
@@ -374,13 +373,13 @@ def free_port(port: int, host: str, grace_s: float, *, production: Optional[bool
         check(proc.pid, username, of_run_dir or _token(proc) in tokens)
         procs.append(proc)
     if procs:
-        policy.logger().info(output.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
+        policy.logger().info(messages.policy_allows(policy.describe(), port, sorted(p.pid for p in procs)))
     stop_tree(procs, grace_s)
     if not ports.wait_until(lambda: not ports.is_busy(host, port), time.monotonic() + FREE_VERIFY_S):
-        raise PortInUse(*output.still_busy(port))
+        raise PortInUse.still_busy(port)
     pids = sorted({p.pid for p in procs} | stopped)
     if pids:
-        notify(output.freed(port, pids))
+        notify(messages.freed(port, pids))
     return pids
 
 
@@ -397,7 +396,7 @@ def _stop_owning_instances(port: int, grace_s: float, check: Callable[[int, Opti
     for held in owners.values():  # every refusal before any stop
         check(held[0].pid or 0, held[0].username, held[0].username == me)
     for (where, other_port), held in owners.items():
-        notify(output.stopping_other_instance(port, where, other_port))
+        notify(messages.stopping_other_instance(port, where, other_port))
         stop(RunDir(where), other_port, grace_s, notify)
     return {h.pid for held in owners.values() for h in held if h.pid is not None}
 

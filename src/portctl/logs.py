@@ -213,3 +213,21 @@ def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tupl
     except OSError:
         return None, None, pending
     return fh, (st.st_dev, st.st_ino), b""
+
+
+def route_library_log(emit: Callable[[int, str], None]) -> None:
+    """Send the library's log records (logger ``portctl``, INFO and up) to ``emit(level,
+    text)`` instead of the logging tree: the CLI prints them, the detached daemon hands them
+    to the waiting parent. Called again, it replaces the earlier route."""
+    import logging
+
+    class Route(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            emit(record.levelno, record.getMessage())
+
+    logger = logging.getLogger("portctl")
+    for old in [h for h in logger.handlers if type(h).__name__ == "Route"]:
+        logger.removeHandler(old)
+    logger.addHandler(Route())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 
-from . import output
+from . import messages
 from ._record import Frozen
 from .errors import PermissionDenied, PolicyRefused
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping, Optional
+    from typing import Any, Iterable, Mapping, Optional
 
 PRODUCTION = "production"
 DEVELOPMENT = "development"
@@ -54,7 +54,7 @@ def in_force(env: Optional[Mapping[str, str]] = None) -> str:
         return PRODUCTION
     variable, value = setting(env)
     if value and value.lower() not in DEVELOPMENT_NAMES:
-        logger().warning(output.unknown_environment(variable, value))
+        logger().warning(messages.unknown_environment(variable, value))
     return DEVELOPMENT
 
 
@@ -78,6 +78,31 @@ def check(target: Target, *, port: int, production: bool, me: str, privileged: b
     if target.ours:
         return
     if production:
-        raise PolicyRefused(*output.production_refused(port, target.pid))
+        raise PolicyRefused.for_pid(port, target.pid)
     if target.username != me and not privileged:
-        raise PermissionDenied(*output.other_user(target.pid, target.username))
+        raise PermissionDenied.other_user(target.pid, target.username)
+
+
+def remedy(holders: Iterable[Any]) -> str:
+    """What may be done about a port that ``holders`` (with ``pid`` and ``username``) hold,
+    under the policy in force and with our rights: ``messages.PRODUCTION`` (only its own
+    service manager may stop it), ``ASK_ADMIN`` (another user's, or unseen: we may not free
+    it) or ``FREE_IT``."""
+    from ._platform import platform
+
+    if is_production():
+        return messages.PRODUCTION
+    holders = list(holders)
+    if not platform.is_privileged() and (any(h.pid is None for h in holders) or not holders
+                                          or any(h.username not in (_me(), "?") for h in holders)):
+        return messages.ASK_ADMIN
+    return messages.FREE_IT
+
+
+def _me() -> str:
+    import psutil  # only when a hint must name the user: the callers have imported it already
+
+    try:
+        return str(psutil.Process().username())
+    except psutil.Error:
+        return ""

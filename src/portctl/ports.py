@@ -6,6 +6,7 @@ import time
 
 from ._platform import platform
 from ._record import Frozen, asdict
+from .messages import NOT_LOCAL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -132,7 +133,6 @@ def find_free_port(preferred: Optional[int] = None, port_range: Optional[tuple[i
     raise AssertionError("unreachable: candidates() always ends with 0")
 
 
-NOT_LOCAL = "address not available on this machine"
 
 
 def resolve_host(host: str) -> None:
@@ -176,6 +176,12 @@ def listening_ports(pids: Iterable[int]) -> set[int]:
 def connect_host(host: str) -> str:
     """Where to connect to reach a listener bound to ``host`` (wildcards mean loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def instance_url(host: str, port: int) -> str:
+    """The URL of an instance listening on ``host:port``."""
+    shown = connect_host(host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 def accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:

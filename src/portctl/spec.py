@@ -45,9 +45,7 @@ class BadName(BadInput, ValueError):
 def check_name(name: str) -> str:
     """``name`` if it is a valid instance name, else BadName (exit 2; a ValueError too)."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        from . import output
-
-        raise BadName(*output.bad_name(name))
+        raise BadName.for_name(name)
     return name
 
 

@@ -3,7 +3,6 @@ the lock alone (no process table walk, no psutil), so scripts can poll it cheapl
 from __future__ import annotations
 
 import time
-from . import output
 from ._record import Frozen
 from .errors import NotRunning
 from .lock import held_by, is_held
@@ -88,6 +87,6 @@ def find_by_name(run_dir: RunDir, name: str) -> Status:
     for found in status(run_dir):
         if found.record and found.record.spec.name == name and found.state == "running":
             return found
-    raise NotRunning(*output.no_such_instance(name))
+    raise NotRunning.named(name)
 
 

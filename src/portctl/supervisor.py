@@ -8,6 +8,7 @@ the lock ends with a final "stopped" or "fatal" event naming its reason.
 """
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import threading
@@ -20,20 +21,21 @@ from typing import Any, Callable, Iterator, Optional
 
 import psutil
 
-from . import instances, output, ports, safefile
+from . import instances, messages, ports, safefile
 from ._platform import platform
 from ._record import replace
 from .backoff import RestartTracker
 from .decisions import (DAEMONIZED, Action, BackoffElapsed, ChildExited, Daemonized, Event, FailStart, Facts,
-                        Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, PlanRestart, ProbeResult, Ready,
-                        ReadyTimeout, Restarting, RestartVerdict, Spawn, State, StopChild, Stopping, StopSignal,
-                        WaitBackoff, decide)
+                        Finish, MarkServing, NoteExit, NoteHealth, NoteKilled, NoteListening, PlanRestart,
+                        ProbeResult, Ready, ReadyTimeout, Restarting, RestartVerdict, Spawn, State, StopChild,
+                        Stopping, StopSignal, WaitBackoff, decide)
 from .errors import AlreadyRunning, BadInput, NameTaken, NotReady, PortctlError, PortInUse
 from .errors import ChildExited as ChildExitedEarly
 from .events import EventLog
 from .identity import ProcRef, is_alive
 from .inbox import Inbox
 from .lock import PortLock, is_held
+from .policy import remedy
 from .runfiles import Record, RunDir
 from .spec import ServerSpec
 from .status import find_live
@@ -50,11 +52,13 @@ class Supervisor:
     """Runs one instance until it is stopped; ``run()`` returns the exit code.
 
     ``on_ready`` is called once, when the instance first serves (detached mode's handshake).
+    ``notify`` (progress lines) and ``warn`` go to the ``portctl`` logger unless given (the
+    CLI passes its own printers).
     """
 
     def __init__(self, spec: ServerSpec, run_dir: RunDir, *, force: bool = False,
-                 notify: Callable[[str], None] = output.say,
-                 warn: Callable[[str], None] = output.warn,
+                 notify: Callable[[str], None] = logging.getLogger("portctl").info,
+                 warn: Callable[[str], None] = logging.getLogger("portctl").warning,
                  on_ready: Callable[[Record], None] = lambda record: None) -> None:
         self.spec, self.run_dir, self.force = spec, run_dir, force
         self.notify, self.warn, self.on_ready = notify, warn, on_ready
@@ -69,6 +73,7 @@ class Supervisor:
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._child_began = 0.0
         self.spawned = False  # a child was started: its log is worth showing on failure
+        self._listening_elsewhere: list[int] = []  # not ready: the ports the tree listens on instead
         self._ready_deadline = self._backoff_until = 0.0
         self._poll_s = READY_POLL_FIRST_S
         self._tree_stopped = True  # nothing spawned yet
@@ -84,7 +89,7 @@ class Supervisor:
         try:
             ports.resolve_host(self.spec.host)
         except ValueError as exc:
-            raise BadInput(*output.bad_host(self.spec.host, str(exc))) from None
+            raise BadInput.for_host(self.spec.host, str(exc)) from None
         # Handlers stay installed until the files are gone and the lock released: a storm of
         # stop signals must never cut the clean-up short.
         with self._signals():
@@ -103,7 +108,7 @@ class Supervisor:
         """Preferred port, then the range, then an OS-assigned one; a lost bind race moves on."""
         tried: set[int] = set()
         preferred = None if self.spec.auto_port and not self.spec.port_range else self.spec.port
-        previous, why = preferred, output.preferred_taken(preferred)
+        previous, why = preferred, messages.preferred_taken(preferred)
         for _ in range(PORT_ATTEMPTS):
             port = ports.find_free_port(preferred, self.spec.port_range, self.spec.host,
                                         skip=lambda p: p in tried or self._locked(p))
@@ -114,9 +119,9 @@ class Supervisor:
             try:
                 return self._run_on_port()
             except (AlreadyRunning, PortInUse) as lost:
-                self.warn(output.port_race(port, lost.message))
+                self.warn(messages.port_race(port, lost.message))
                 previous, why = port, lost.message
-        raise PortInUse(*output.no_port_found(sorted(tried)))
+        raise PortInUse.none_found(sorted(tried))
 
     def _locked(self, port: int) -> bool:
         return is_held(self.run_dir.lock_file(port))
@@ -154,10 +159,10 @@ class Supervisor:
             safefile.ensure_dir(lock.path.parent, 2)  # .portctl/names, never through a link
             if lock.acquire():
                 if name != self.spec.name:
-                    self.warn(output.name_suffixed(taken, name))
+                    self.warn(messages.name_suffixed(taken, name))
                     self.spec = replace(self.spec, name=name)
                 return lock
-        raise NameTaken(*output.name_taken(taken, find_live(self.run_dir, taken)))
+        raise NameTaken.by(taken, find_live(self.run_dir, taken))
 
     def _check_port(self) -> None:
         spec = self.spec
@@ -165,8 +170,7 @@ class Supervisor:
             return
         if not self.force or spec.dynamic:  # a dynamic port moves on rather than evict
             holders = ports.holders(spec.port)
-            raise PortInUse(*output.port_in_use(spec.port, holders, run_dir=str(self.run_dir.path)),
-                            holders=tuple(holders))
+            raise PortInUse.held_by(spec.port, holders, remedy(holders), run_dir=str(self.run_dir.path))
         instances.free_port(spec.port, spec.host, spec.grace_s, tokens=instances.tokens(self.run_dir),
                             run_dir=self.run_dir, notify=self.warn)
 
@@ -230,7 +234,7 @@ class Supervisor:
         elif isinstance(action, StopChild):
             self._stop_child()
         elif isinstance(action, Stopping):
-            self.notify(output.stopping(self.spec.port, action.reason))
+            self.notify(messages.stopping(self.spec.port, action.reason))
             self._flush()  # `status` shows "stopping" for the whole grace period
             self._event("stopping", reason=action.reason)
         elif isinstance(action, NoteExit):
@@ -253,6 +257,9 @@ class Supervisor:
             self._backoff_until = time.monotonic() + action.delay_s
         elif isinstance(action, MarkServing):
             self._serving(action.elapsed_s)
+        elif isinstance(action, NoteListening):
+            tree = (p.pid for p in descendants(os.getpid()))
+            self._listening_elsewhere = sorted(ports.listening_ports(tree) - {self.spec.port})
         elif isinstance(action, FailStart):
             self._fail_start(action.code)
         elif isinstance(action, Finish):
@@ -266,7 +273,7 @@ class Supervisor:
             cwd = Path(self.spec.cwd) if self.spec.cwd else self.run_dir.path  # where `start` ran
             child = platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
         except OSError as exc:
-            raise PortctlError(*output.spawn_failed(self.spec.argv(), exc.strerror or str(exc)))
+            raise PortctlError.spawn_failed(self.spec.argv(), exc.strerror or str(exc))
         now = time.monotonic()
         self._child, self._child_began, self._health_failures = child, now, 0
         self._ready_deadline, self._poll_s = now + self.spec.ready_timeout_s, READY_POLL_FIRST_S
@@ -298,14 +305,11 @@ class Supervisor:
 
     def _fail_start(self, code: Optional[int]) -> None:
         """Before it ever served, the child exited (``code``) or was not ready in time."""
-        if code is None:  # the tree still runs: say where it listens instead, if it does
-            elsewhere = ports.listening_ports(p.pid for p in descendants(os.getpid())) - {self.spec.port}
-            raise NotReady(*output.not_ready(self.spec.port, self.spec.host, self.spec.ready_timeout_s,
-                                             sorted(elsewhere)))
+        if code is None:
+            raise NotReady.on_port(self.spec.port, self.spec.host, self.spec.ready_timeout_s,
+                                   self._listening_elsewhere)
         self._diagnose_bind_failure()
-        if code:
-            raise ChildExitedEarly(*output.exited_early(code), code=code)
-        raise ChildExitedEarly(*output.exited_zero_early(), code=1)
+        raise ChildExitedEarly.early(code)
 
     def _serving(self, elapsed_s: float) -> None:
         assert self._record is not None and self._child is not None
@@ -314,8 +318,8 @@ class Supervisor:
             return
         self._served = True
         self._flush()  # the handshake hands out the record: it names the child
-        url = output.instance_url(self.spec.host, self.spec.port)
-        self.notify(output.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
+        url = ports.instance_url(self.spec.host, self.spec.port)
+        self.notify(messages.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
         self.on_ready(self._record)
         if self.spec.health:
             from .health import Prober, health_url
@@ -352,7 +356,7 @@ class Supervisor:
         delay = self._tracker.next_delay(now, now - self._child_began)
         if delay is None:
             policy = self.spec.backoff
-            return RestartVerdict(reason, refused=output.too_many_restarts(policy.max_restarts, policy.window_s))
+            return RestartVerdict(reason, refused=messages.too_many_restarts(policy.max_restarts, policy.window_s))
         return RestartVerdict(reason, delay_s=delay)
 
     def _port_conflict(self) -> str:
@@ -367,7 +371,7 @@ class Supervisor:
         assert self._record is not None
         if instances.reclaim_orphans(self._record, notify=self.warn) and not self._foreign_holders():
             return ""
-        return output.port_in_use(self.spec.port, holders)[0]
+        return messages.port_in_use(self.spec.port, holders)[0]
 
     def _foreign_holders(self) -> list[ports.Holder]:
         mine = {p.pid for p in descendants(os.getpid())}
@@ -378,8 +382,7 @@ class Supervisor:
         holders = self._foreign_holders()
         if holders:
             self._event("port_conflict", holders=[h.pid for h in holders])
-            raise PortInUse(*output.port_in_use(self.spec.port, holders, run_dir=str(self.run_dir.path)),
-                            holders=tuple(holders))
+            raise PortInUse.held_by(self.spec.port, holders, remedy(holders), run_dir=str(self.run_dir.path))
 
     def _finish(self, finish: Finish) -> None:
         """Leave the loop with ``finish.code``, after the final event."""
@@ -387,8 +390,8 @@ class Supervisor:
             self._event(finish.event, reason=finish.reason)
         self._final(finish.kind, finish.reason)
         if finish.warn:
-            self.warn(output.fatal(self.spec.port, finish.reason) if finish.kind == "fatal"
-                      else output.exited(finish.code)[0])
+            self.warn(messages.fatal(self.spec.port, finish.reason) if finish.kind == "fatal"
+                      else messages.exited(finish.code)[0])
         self._exit = finish.code
 
     def _final(self, kind: str, reason: str) -> None:
@@ -418,6 +421,9 @@ class Supervisor:
             self._inbox.put(StopSignal(signum, signal.Signals(signum).name))
 
         previous = {sig: signal.signal(sig, record) for sig in platform.STOP_SIGNALS}
+        child_signal = getattr(signal, "SIGCHLD", None)  # an adopted orphan exited: reap it
+        if child_signal is not None:
+            previous[child_signal] = signal.signal(child_signal, lambda _signum, _frame: self._inbox.wake())
         try:
             yield
         finally:
@@ -440,6 +446,9 @@ class Supervisor:
             due = self._due()
             if due is not None:
                 return due
+            # adopted orphans (we are a subreaper, or a container's PID 1) that exited are ours
+            # to reap, while the child runs too: never a pile of zombies
+            platform.reap_adopted(exclude=self._child.pid if self._child is not None else -1)
             event = self._inbox.take(self._wait_s())
             if event is not None:
                 return event
@@ -456,7 +465,8 @@ class Supervisor:
         return None
 
     def _wait_s(self) -> Optional[float]:
-        """How long the inbox may keep us waiting (None: until an event comes)."""
+        """How long the inbox may keep us waiting: the state's own clock, else until the
+        platform's wake-up (None: until an event, or SIGCHLD, comes)."""
         if self._state is State.STARTING:
             wait: Optional[float] = max(0.0, min(self._poll_s, self._ready_deadline - time.monotonic()))
             self._poll_s = min(self._poll_s * 2, READY_POLL_MAX_S)

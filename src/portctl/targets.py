@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-from . import output
 from .backoff import BackoffPolicy
 from .errors import BadInput, PortctlError
 from .runfiles import RunDir
@@ -25,7 +24,7 @@ def _name(row: Status) -> Optional[str]:
 
 def _only(verb: str, run_dir: RunDir, rows: list[Status]) -> list[int]:
     if len(rows) > 1:
-        raise BadInput(*output.several_instances(verb, run_dir.path, rows))
+        raise BadInput.several_instances(verb, run_dir.path, rows)
     return [row.port for row in rows]
 
 
@@ -77,28 +76,28 @@ def restart_plan(run_dir: RunDir, names: Sequence[str], port: Optional[int],
     ports, missing = to_restart(run_dir, names, port)
     command = changes.get("command")
     if len(ports) + len(missing) > 1 and command:
-        raise BadInput(*output.restart_needs_one("a command after -- replaces one instance's"))
+        raise BadInput.restart_needs_one("a command after -- replaces one instance's")
     if missing and not command:
-        raise PortctlError(*output.never_named(missing[0]))
+        raise PortctlError.never_named(missing[0])
     specs = [(p, run_dir.read_spec(p)) for p in ports]
     plans: list[Plan] = []
     for p, spec in specs:
         if spec is None and not command:
-            raise PortctlError(*output.nothing_recorded(p))
+            raise PortctlError.nothing_recorded(p)
         if spec is None:  # nothing recorded on the given port: start there
             plans.append((None, _fresh(changes, port=p, auto_port=False)))
         else:
             plans.append((p, restarted(spec, changes, shell_env=shell_env)))
     if not plans:
         if not command:
-            raise PortctlError(*output.nothing_to_restart(run_dir.path, run_dir.saved_ports()))
+            raise PortctlError.nothing_to_restart(run_dir.path, run_dir.saved_ports())
         plans.append((None, _fresh(changes, **({"name": missing[0]} if missing else {}))))
     if len(plans) > 1 and not all(spec.detached for _, spec in plans):
-        raise BadInput(*output.restart_needs_one("only detached instances can be restarted together"))
+        raise BadInput.restart_needs_one("only detached instances can be restarted together")
     for stop_port, spec in plans:
         problem = spec.spawn_problem() if stop_port is not None else None  # a fresh one fails as `start` does
         if problem is not None and stop_port is not None:
-            raise PortctlError(*output.cannot_restart(problem[0], problem[1], stop_port))
+            raise PortctlError.cannot_restart(problem[0], problem[1], stop_port)
     return plans
 
 

@@ -7,7 +7,6 @@ from typing import Callable, Iterable, Optional
 
 import psutil
 
-from . import output
 from ._platform import platform
 from .errors import PermissionDenied, PortctlError
 from .identity import is_alive, process
@@ -44,7 +43,7 @@ def stop_tree(
     for proc in reversed(tree):  # leaves first, so no parent respawns a killed child
         _send(proc, psutil.Process.kill)
     if not _wait_gone(tree, time.monotonic() + KILL_WAIT_S):
-        raise PortctlError(*output.survivors([p.pid for p in _alive(tree)]))
+        raise PortctlError.survivors([p.pid for p in _alive(tree)])
 
 
 def _wait_gone(tree: list[psutil.Process], deadline: float, hurry: Callable[[], bool] = never) -> bool:
@@ -78,7 +77,7 @@ def _send(proc: psutil.Process, action: Callable[[psutil.Process], None]) -> Non
     except psutil.NoSuchProcess:
         pass
     except psutil.AccessDenied:
-        raise PermissionDenied(*output.permission_denied(proc.pid)) from None
+        raise PermissionDenied.for_pid(proc.pid) from None
 
 
 def child_processes(pid: int) -> list[psutil.Process]:

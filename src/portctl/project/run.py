@@ -15,20 +15,17 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
-from .. import output
+from .. import messages
 from .._record import replace
-from ..errors import NotRunning, PortctlError
+from ..errors import PortctlError
 from ..runfiles import RunDir
 from ..status import LIVE_STATES, Status, status as instance_status
 from .model import AUTO_FIRST_PORT, Project
 
 STARTED_POLL_S = 0.02  # how often a `started` gate reads the dependency's record
-WATCH_POLL_S = 0.5  # the foreground's look at which services still run
-LOG_TAIL_LINES = 20  # shown under a service that failed to start
-QUEUE_POLL_S = 0.1  # how often the foreground looks at Ctrl+C while it waits for log lines
-LOG_DRAIN_S = 0.3  # the foreground's last read of the logs, beyond their 0.1 s poll
+QUEUE_POLL_S = 0.1  # how often a wait for log lines looks at its stop condition
 
 
 def project_for(words: Sequence[str], cwd: Optional[Path] = None, *,
@@ -175,7 +172,7 @@ class _Launcher:
         except PortctlError as exc:
             failure = Failure(name, exc.exit_code, exc.message, exc.hint)
         except Exception as exc:  # a bug of ours: this service failed, said in one line
-            failure = Failure(name, 1, *output.internal_error(exc))
+            failure = Failure(name, 1, *messages.internal_error(exc))
         with self._lock:
             if failure is None:
                 self.result.launched.append(name)
@@ -212,7 +209,7 @@ def start(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, force
 
 
 def stop(project: Project, run_dir: RunDir, names: Sequence[str] = (), grace_s: Optional[float] = None,
-         *, dependents: bool = True, notify: Callable[[str], None] = output.warn) -> list[str]:
+         *, dependents: bool = True, notify: Callable[[str], None] = lambda _: None) -> list[str]:
     """Stop ``names`` (all when empty), with every service depending on them unless
     ``dependents`` is False: a level at a time, dependents first, each level together.
     Returns the names stopped; the first error of a level is raised once the level is done."""
@@ -276,47 +273,9 @@ def status_rows(project: Project, run_dir: RunDir) -> list[dict[str, Any]]:
     return out + [{**row, "service": False} for row in others]
 
 
-def show_status(project: Project, run_dir: RunDir, names: Sequence[str], as_json: bool) -> int:
-    """`status` in a project: every service (or NAME...); exit 3 when a named one is not running."""
-    rows = status_rows(project, run_dir)
-    if names:
-        rows = [r for r in rows if r["name"] in names]
-    if as_json:
-        output.emit_json(rows)
-    else:
-        output.table(f"{project.file}", output.STATUS_COLUMNS,
-                     [output.status_row({**r, "port": r["port"] or "auto"}) for r in rows])
-    for name in names:
-        if not any(r["name"] == name and r["state"] in LIVE_STATES for r in rows):
-            raise NotRunning(*output.no_such_instance(name))
-    return 0
-
-
-def report(result: Started, run_dir: RunDir, *, keep_going: bool) -> int:
-    """Say what a start did; its exit code: 0, or the first failure's."""
-    for name in result.running:
-        output.say(output.service_already_running(name))
-    for failure in result.failed:
-        output.error(f"{failure.name}: {failure.message}", failure.hint)
-        if failure.log:
-            from ..logs import tail
-
-            output.log_tail(failure.log, tail(Path(failure.log), LOG_TAIL_LINES))
-    for name in result.skipped:
-        output.warn(output.service_not_started(name))
-    if result.failed and not keep_going and result.launched:
-        output.warn(output.project_rolled_back(result.launched))
-    if not result.failed:
-        records = {s.record.spec.name: s for s in instance_status(run_dir) if s.record}
-        for name in result.launched:
-            found = records.get(name)
-            url = output.instance_url(found.record.spec.host, found.port) if found and found.record else ""
-            output.say(output.service_started(name, url))
-    return result.failed[0].code if result.failed else 0
-
-
-class _Lines:
-    """Every service's log, line by line, as it is written: one follower thread per log."""
+class LogLines:
+    """Every chosen service's log, line by line, as it is written: one follower thread per
+    log (``logs.follow``), from its last ``lines`` lines on."""
 
     def __init__(self, run_dir: RunDir, names: Sequence[str], lines: int = 0) -> None:
         self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -331,75 +290,24 @@ class _Lines:
         for line in follow(path, lines, stop=self.stopped.is_set):
             self.queue.put((name, line))
 
-    def print_for(self, seconds: float, width: int, names: Sequence[str],
-                  until: Callable[[], bool] = lambda: False) -> None:
-        """Print what arrives within ``seconds``, or until ``until()`` holds (looked at
-        every QUEUE_POLL_S)."""
+    def within(self, seconds: float, until: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, str]]:
+        """The (name, line) pairs that arrive within ``seconds``, or until ``until()`` holds
+        (looked at every QUEUE_POLL_S)."""
         deadline = time.monotonic() + seconds
         while not until():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             try:
-                name, line = self.queue.get(timeout=min(left, QUEUE_POLL_S))
+                yield self.queue.get(timeout=min(left, QUEUE_POLL_S))
             except queue.Empty:
                 continue
-            output.say(output.service_line(name, width, line, names.index(name), clock=True))
 
     def close(self) -> None:
         self.stopped.set()
 
 
-def foreground(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, force: bool = False,
-               keep_going: bool = False) -> int:
-    """`start` without -d: start, then print every service's output with a ``HH:MM:SS name |``
-    prefix until Ctrl+C (or TERM, HUP), which stops what this start launched, dependents
-    first. A service that ends is said once; the others go on. Returns when none is left."""
-    wanted = [n for level in project.start_order(names) for n in level]
-    width = max(len(n) for n in wanted)
-    lines = _Lines(run_dir, wanted)
-    interrupted = threading.Event()
-    previous = _catch_stop_signals(interrupted)
-    try:
-        result = start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
-                       interrupted=interrupted.is_set)
-        code = report(result, run_dir, keep_going=keep_going)
-        if interrupted.is_set():
-            _stop_saying(project, run_dir, result.launched)
-            lines.print_for(LOG_DRAIN_S, width, wanted)
-            return code
-        if result.failed and not keep_going:  # start() stopped what it launched
-            return code
-        mine, live = set(result.launched), set(result.launched) | set(result.running)
-        while live:
-            lines.print_for(WATCH_POLL_S, width, wanted, interrupted.is_set)
-            now = set(live_services(project, run_dir))
-            for name in sorted(live - now):
-                output.warn(output.service_exited(name))
-            live &= now
-            if interrupted.is_set():
-                break
-        if not live:
-            lines.print_for(LOG_DRAIN_S, width, wanted)
-            output.warn(output.project_all_exited())
-            return 1
-        _stop_saying(project, run_dir, sorted(mine & live))
-        lines.print_for(LOG_DRAIN_S, width, wanted)
-        return 0
-    finally:
-        lines.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _stop_saying(project: Project, run_dir: RunDir, names: Sequence[str]) -> None:
-    """Stop ``names`` (never "all" for none), dependents first, one line for each."""
-    if names:
-        for name in stop(project, run_dir, names, dependents=False):
-            output.say(output.service_stopped(name))
-
-
-def _catch_stop_signals(flag: threading.Event) -> dict[int, Any]:
+def catch_stop_signals(flag: threading.Event) -> dict[int, Any]:
     """INT, TERM and HUP only set ``flag`` (the loop acts); the old handlers, to restore."""
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
@@ -411,23 +319,6 @@ def _catch_stop_signals(flag: threading.Event) -> dict[int, Any]:
     return previous
 
 
-def show_logs(project: Project, run_dir: RunDir, names: Sequence[str], lines: int, follow: bool) -> None:
-    """`logs` in a project: the last ``lines`` of each service (or NAME...), each line after
-    its ``name |`` prefix; ``follow``: then every new line, interleaved, as it comes."""
-    from ..logs import tail
-
-    chosen = list(names) or list(project.names())
-    width = max(len(n) for n in chosen)
-    if not follow:
-        for index, name in enumerate(chosen):
-            for line in tail(run_dir.log_file(name), lines):
-                output.say(output.service_line(name, width, line, index))
-        return
-    reader = _Lines(run_dir, chosen, lines)
-    try:
-        while True:
-            reader.print_for(3600.0, width, chosen)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        reader.close()
+def restore_signals(previous: Mapping[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

@@ -1,16 +1,20 @@
-"""Every user-visible word: messages (as (message, hint) pairs for errors), and rendering —
-rich tables on a terminal, plain text otherwise or with NO_COLOR, one JSON document for --json.
-rich is imported only when a table is drawn on a terminal."""
+"""Every user-visible word, as pure text: errors' (message, hint) pairs (the exceptions of
+``errors`` build theirs here), progress lines and hints. Nothing here prints, colours or
+imports click or rich: the library uses it, and ``render`` (the CLI's face) shows it."""
 from __future__ import annotations
 
 import os
-import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Optional, Sequence
+    from typing import Any, Iterable, Optional, Sequence
 
 Msg = tuple[str, str]
+
+NOT_LOCAL = "address not available on this machine"  # a reason ports.resolve_host gives
+
+# What may be done about a busy port, as policy.remedy judges it (take_port_hint words it)
+PRODUCTION, ASK_ADMIN, FREE_IT = "production", "ask-admin", "free-it"
 
 # ---------------------------------------------------------------- troubleshooting text
 _SEE_HOLDER = {
@@ -45,8 +49,6 @@ def bad_port(value: object) -> Msg:
 
 
 def bad_host(host: str, reason: str) -> Msg:
-    from .ports import NOT_LOCAL
-
     if reason == NOT_LOCAL:
         return (f"cannot use host {host!r}: {reason}",
                 "give an address of this machine: 127.0.0.1, 0.0.0.0 (all interfaces) or one of its own")
@@ -55,10 +57,6 @@ def bad_host(host: str, reason: str) -> Msg:
 
 def run_dir_unusable(path: object, why: str) -> Msg:
     return f"run dir {path} {why}", "use --run-dir or PORTCTL_RUN_DIR"
-
-
-def bad_number(option: str, value: object) -> Msg:
-    return f"invalid {option} {value!r}", "use a number of seconds >= 0"
 
 
 def bad_name(name: object) -> Msg:
@@ -75,37 +73,25 @@ def already_running(port: int, pid: Optional[int], *, force: bool = False, run_d
             f"stop it with `{_portctl(run_dir)} stop --port {port}`")
 
 
-def port_in_use(port: int, holders: Sequence[Any], *, run_dir: str = "", hint: bool = True) -> Msg:
-    """``run_dir``: where the failed start recorded its spec (so `restart --force` retries it)."""
+def port_in_use(port: int, holders: Sequence[Any], *, run_dir: str = "", remedy: str = "") -> Msg:
+    """``run_dir``: where the failed start recorded its spec (so `restart --force` retries it);
+    ``remedy`` (``policy.remedy``): what the hint may offer; none, no hint."""
     listed = "; ".join(_holder_short(h) for h in holders) or "a process we cannot see"
     retry = f"{_portctl(run_dir)} restart --port {port} --force"
-    return f"port {port} is in use by {listed}", take_port_hint(port, holders, retry) if hint else ""
+    return f"port {port} is in use by {listed}", take_port_hint(port, remedy, retry) if remedy else ""
 
 
-def take_port_hint(port: int, holders: Sequence[Any], retry: str = "") -> str:
-    """What may be done about a busy port under the policy in force and with our rights:
-    never --force or free where they would be refused. ``retry``: the command that
-    retries what failed, forcing."""
-    from . import policy
-    from ._platform import platform
-
-    if policy.is_production():
+def take_port_hint(port: int, remedy: str, retry: str = "") -> str:
+    """What may be done about a busy port, as ``remedy`` (``policy.remedy``: the policy in
+    force and our rights) allows: never --force or free where they would be refused.
+    ``retry``: the command that retries what failed, forcing."""
+    if remedy == PRODUCTION:
         return f"{_see_holder(port)}; stop it with its own service manager, or pick another port"
-    if not platform.is_privileged() and (any(h.pid is None for h in holders) or not holders
-                                          or any(h.username not in (_me(), "?") for h in holders)):
+    if remedy == ASK_ADMIN:
         return f"see who holds it with `{_as_admin(f'portctl who {port}')}`, or pick another port"
     if retry:
         return f"free it with `{retry}` or `portctl free {port}`, or pick another port"
     return f"free it with `portctl free {port}`"
-
-
-def _me() -> str:
-    import psutil  # only when a hint must name the user: the callers have imported it already
-
-    try:
-        return str(psutil.Process().username())
-    except psutil.Error:
-        return ""
 
 
 def _as_admin(command: str) -> str:
@@ -414,27 +400,65 @@ def clean_nothing() -> str:
     return "nothing to clean"
 
 
+# `clean --sweep`: strays matching a service's sweep patterns
+SWEEP_COLUMNS = ["PID", "SERVICE", "AGE", "CWD", "COMMAND"]
+
+
+def no_sweep_patterns(names: Sequence[str], file: str) -> Msg:
+    return (f"no sweep patterns for {', '.join(names)} in {file}",
+            "give the service sweep = ['REGEX', ...]: regexes matched against command lines")
+
+
+def sweep_none(names: Sequence[str], where: str) -> str:
+    return f"no strays of {', '.join(names)} {where}"
+
+
+def sweep_where(root: str, anywhere: bool) -> str:
+    return "anywhere" if anywhere else f"under {root}"
+
+
+def sweep_listed(count: int, dry_run: bool) -> str:
+    what = f"{count} stray{'s' if count != 1 else ''}"
+    if dry_run:
+        return f"dry run: {what} would be stopped with --force; nothing stopped"
+    return f"{what} left running: add --force to stop {'them' if count != 1 else 'it'} (whole trees)"
+
+
+def sweep_stopped(pids: Sequence[int]) -> str:
+    return f"stopped {len(pids)} stray{'s' if len(pids) != 1 else ''}: pid {', '.join(map(str, pids))}"
+
+
+def sweep_refused(pid: int, service: str) -> Msg:
+    return (f"refusing to stop pid {pid} (a stray of {service}): portctl did not start it (production)",
+            "stop it with its own service manager; without --force, clean --sweep only lists")
+
+
+def makefile_clashes(makefile: str, targets: Sequence[str]) -> str:
+    return (f"{makefile} already has the targets {', '.join(targets)}: make would keep one recipe of "
+            f"each; take a prefix (portctl makefile --prefix pc-)")
+
+
+def wrote(path: str) -> str:
+    return f"wrote {path}"
+
+
+def sweep_allowed(policy: str, pids: Sequence[int]) -> str:
+    return f"the {policy} allows stopping the strays {', '.join(map(str, pids))}"
+
+
 def nothing_holds(port: int) -> str:
     return f"nothing listens on port {port}"
 
 
-def free_hint(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> str:
-    """What to do about a port ``who`` showed: stop our own instance through portctl; free
-    another process only where the policy and our rights allow it."""
+def stop_own_hint(holders: Sequence[dict[str, Any]], run_dir: str = "") -> str:
+    """When ``who`` showed only our own instance: how to stop it through portctl; else ""."""
     instances = [h["instance"] for h in holders if h.get("instance")]
     if instances and len(instances) == len(holders) and instances[0].get("port"):
         home = str(instances[0].get("run_dir") or "")
         here = os.path.abspath(run_dir or _user_cwd())
         portctl = "portctl" if not home or os.path.abspath(home) == here else _portctl(home, always=True)
         return f"stop it with: {portctl} stop --port {instances[0]['port']}"
-    return take_port_hint(port, [_Shown(h) for h in holders])
-
-
-class _Shown:
-    """A ``who`` row (a dict) seen as a Holder by ``take_port_hint``."""
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.pid, self.username = row.get("pid"), row.get("username")
+    return ""
 
 
 def fatal_hint(port: int) -> str:
@@ -456,156 +480,12 @@ def short_command(cmdline: Sequence[str], limit: int = 80) -> str:
     return f"{text[:keep]}...{text[len(text) - (limit - 3 - keep):]}"
 
 
-def instance_url(host: str, port: int) -> str:
-    from .ports import connect_host
-
-    shown = connect_host(host)
-    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
-
-
-# ---------------------------------------------------------------- rendering
 def _holder_short(h: Any) -> str:
     cmd = short_command(h.cmdline) or h.name
     return f"pid {h.pid} ({h.name}, {h.username}: {cmd})" if h.pid else f"an unknown process on {h.address}"
 
 
-STATUS_COLUMNS = ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "RESTARTS", "LAST EXIT",
-                  "HEALTH", "COMMAND"]
-
-
-def status_row(r: dict[str, Any]) -> list[str]:
-    uptime = f"{r['uptime_s']:.0f}s" if r["uptime_s"] is not None else "-"
-    return [str(r["port"]), str(r["name"] or "-"), r["state"], str(r["pid"] or "-"),
-            str(r["child_pid"] or "-"), uptime, str(r["restarts"]), _last_exit(r["last_exit"]),
-            _last_health(r["last_health"]), " ".join(r["command"])[:50]]
-
-
-def _last_exit(last: Optional[dict[str, Any]]) -> str:
-    """``137 at 14:02:05``; ``- at ...`` when we stopped it (a failed health check)."""
-    if not last:
-        return "-"
-    code = "-" if last.get("code") is None else last["code"]
-    return f"{code} at {_clock(last.get('at'))}"
-
-
-def _last_health(health: Optional[dict[str, Any]]) -> str:
-    if not health:
-        return "-"
-    if health.get("ok"):
-        return f"ok {health.get('latency_ms', 0):.0f} ms"
-    return f"failed ({str(health.get('detail', ''))[:30]})"
-
-
-def _clock(iso: Any) -> str:
-    """The time of day of an ISO 8601 timestamp (``2026-11-23T14:02:05+00:00`` -> ``14:02:05``)."""
-    text = str(iso or "")
-    return text[11:19] if len(text) >= 19 else text or "?"
-
-
-def who_report(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> None:
-    """Holders as a table, each with its parent chain and instance, then the command to free it."""
-    if not holders:
-        say(nothing_holds(port))
-        return
-    rows = []
-    for h in holders:
-        chain = " < ".join(f"{p['name']}({p['pid']})" for p in h["parents"][:3]) or "-"
-        inst = h["instance"]
-        owner = f"portctl {inst['name']}:{inst['port'] or '?'} in {inst['run_dir']}" if inst else "-"
-        rows.append([str(h["pid"] or "?"), h["name"], h["username"],
-                     f"{h['address']} {h['family']} {h['scope']}", h["started_at"] or "-",
-                     chain, owner, short_command(h["cmdline"], 70)])
-    table(f"port {port}", ["PID", "NAME", "USER", "ADDRESS", "STARTED", "PARENTS", "PORTCTL", "COMMAND"], rows)
-    say(free_hint(port, holders, run_dir))
-
-
-def log_tail(path: str, lines: Sequence[str]) -> None:
-    print(log_tail_header(path), file=sys.stderr)
-    for line in lines:
-        print(line, file=sys.stderr)
-
-
-def log_to(write: Optional[Callable[[str], None]] = None) -> None:
-    """Show the library's log records (logger ``portctl``, INFO and up) as the CLI's lines:
-    each through ``write`` when given (the detached handshake), else on stderr: errors and
-    warnings as ``error``/``warn`` print them, the rest as ``portctl: ...``."""
-    import logging
-
-    class Lines(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            text = record.getMessage()
-            if write is not None:
-                write(text)
-            elif record.levelno >= logging.ERROR:
-                error(text, "")
-            elif record.levelno >= logging.WARNING:
-                warn(text)
-            else:
-                print(f"portctl: {text}", file=sys.stderr, flush=True)
-
-    logger = logging.getLogger("portctl")
-    for old in [h for h in logger.handlers if type(h).__name__ == "Lines"]:  # called again: replace
-        logger.removeHandler(old)
-    logger.addHandler(Lines())
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
-def fancy() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-def warn(line: str) -> None:
-    print(f"portctl: warning: {line}", file=sys.stderr, flush=True)
-
-
-def error(message: str, hint: str) -> None:
-    text = f"portctl: error: {message}" + (f" ({hint})" if hint else "")
-    print(text, file=sys.stderr, flush=True)
-
-
-def emit_json(data: Any) -> None:
-    import json  # only for --json: plain `who` never loads it
-
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A rich table on a terminal; tab-free aligned plain text otherwise."""
-    if fancy():
-        from rich.console import Console
-        from rich.table import Table
-
-        grid = Table(title=title)
-        for col in columns:
-            grid.add_column(col)
-        for row in rows:
-            grid.add_row(*row)
-        Console().print(grid)
-        return
-    widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows)]
-    for row in (columns, *rows):
-        say("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-# Projects: the lines of `start`, `stop` and `logs` for named services.
-_SERVICE_COLOURS = ("36", "33", "32", "35", "34", "91", "96", "93")
-
-
-def service_line(name: str, width: int, line: str, index: int, *, clock: bool = False) -> str:
-    """``HH:MM:SS name   | line`` (the clock when ``clock``), the prefix coloured on a terminal."""
-    import time
-
-    prefix = (time.strftime("%H:%M:%S ") if clock else "") + f"{name.ljust(width)} |"
-    if fancy():
-        prefix = f"\x1b[{_SERVICE_COLOURS[index % len(_SERVICE_COLOURS)]}m{prefix}\x1b[0m"
-    return f"{prefix} {line}"
-
-
+# Projects: the words of `start`, `stop`, `restart` and `forget` for named services.
 def service_started(name: str, url: str) -> str:
     return f"{name}: serving on {url}" if url else f"{name}: started"
 

@@ -1,0 +1,166 @@
+"""The command line's face: prints lines, warnings and errors, tables (rich on a terminal,
+plain text otherwise or with NO_COLOR) and one JSON document for --json. Only the CLI uses it
+(cli, commands, _entry); the library says what it has to say through a ``notify``/``warn``
+callable or ``logging.getLogger("portctl")``, with the words from ``messages``. rich is
+imported only when a table is drawn on a terminal."""
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import exit_code_of, message_of
+from .messages import log_tail_header, nothing_holds, short_command, stop_own_hint, take_port_hint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` as the one error line (its message and hint) and return its exit code:
+    every entry (the click CLI and the fast path) ends an error here."""
+    error(*message_of(exc))
+    return exit_code_of(exc)
+
+
+STATUS_COLUMNS = ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "RESTARTS", "LAST EXIT",
+                  "HEALTH", "COMMAND"]
+
+
+def status_row(r: dict[str, Any]) -> list[str]:
+    uptime = f"{r['uptime_s']:.0f}s" if r["uptime_s"] is not None else "-"
+    return [str(r["port"]), str(r["name"] or "-"), r["state"], str(r["pid"] or "-"),
+            str(r["child_pid"] or "-"), uptime, str(r["restarts"]), _last_exit(r["last_exit"]),
+            _last_health(r["last_health"]), " ".join(r["command"])[:50]]
+
+
+def _last_exit(last: Optional[dict[str, Any]]) -> str:
+    """``137 at 14:02:05``; ``- at ...`` when we stopped it (a failed health check)."""
+    if not last:
+        return "-"
+    code = "-" if last.get("code") is None else last["code"]
+    return f"{code} at {_clock(last.get('at'))}"
+
+
+def _last_health(health: Optional[dict[str, Any]]) -> str:
+    if not health:
+        return "-"
+    if health.get("ok"):
+        return f"ok {health.get('latency_ms', 0):.0f} ms"
+    return f"failed ({str(health.get('detail', ''))[:30]})"
+
+
+def _clock(iso: Any) -> str:
+    """The time of day of an ISO 8601 timestamp (``2026-11-23T14:02:05+00:00`` -> ``14:02:05``)."""
+    text = str(iso or "")
+    return text[11:19] if len(text) >= 19 else text or "?"
+
+
+def who_report(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> None:
+    """Holders as a table, each with its parent chain and instance, then the command to free it."""
+    if not holders:
+        say(nothing_holds(port))
+        return
+    rows = []
+    for h in holders:
+        chain = " < ".join(f"{p['name']}({p['pid']})" for p in h["parents"][:3]) or "-"
+        inst = h["instance"]
+        owner = f"portctl {inst['name']}:{inst['port'] or '?'} in {inst['run_dir']}" if inst else "-"
+        rows.append([str(h["pid"] or "?"), h["name"], h["username"],
+                     f"{h['address']} {h['family']} {h['scope']}", h["started_at"] or "-",
+                     chain, owner, short_command(h["cmdline"], 70)])
+    table(f"port {port}", ["PID", "NAME", "USER", "ADDRESS", "STARTED", "PARENTS", "PORTCTL", "COMMAND"], rows)
+    say(stop_own_hint(holders, run_dir) or take_port_hint(port, _remedy(holders)))
+
+
+def _remedy(holders: Sequence[dict[str, Any]]) -> str:
+    from types import SimpleNamespace
+
+    from .policy import remedy
+
+    return remedy(SimpleNamespace(pid=h.get("pid"), username=h.get("username")) for h in holders)
+
+
+def log_tail(path: str, lines: Sequence[str]) -> None:
+    print(log_tail_header(path), file=sys.stderr)
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def log_to() -> None:
+    """Show the library's log records (logger ``portctl``, INFO and up) as the CLI's lines on
+    stderr: errors and warnings as ``error``/``warn`` print them, the rest as ``portctl: ...``."""
+    import logging
+
+    from .logs import route_library_log
+
+    def line(level: int, text: str) -> None:
+        if level >= logging.ERROR:
+            error(text, "")
+        elif level >= logging.WARNING:
+            warn(text)
+        else:
+            print(f"portctl: {text}", file=sys.stderr, flush=True)
+
+    route_library_log(line)
+
+
+def fancy() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def warn(line: str) -> None:
+    print(f"portctl: warning: {line}", file=sys.stderr, flush=True)
+
+
+def error(message: str, hint: str) -> None:
+    text = f"portctl: error: {message}" + (f" ({hint})" if hint else "")
+    print(text, file=sys.stderr, flush=True)
+
+
+def write(text: str) -> None:
+    """``text`` on stdout as it is (a generated file: no newline added)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def emit_json(data: Any) -> None:
+    import json  # only for --json: plain `who` never loads it
+
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal; tab-free aligned plain text otherwise."""
+    if fancy():
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(title=title)
+        for col in columns:
+            grid.add_column(col)
+        for row in rows:
+            grid.add_row(*row)
+        Console().print(grid)
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows)]
+    for row in (columns, *rows):
+        say("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+_SERVICE_COLOURS = ("36", "33", "32", "35", "34", "91", "96", "93")
+
+
+def service_line(name: str, width: int, line: str, index: int, *, clock: bool = False) -> str:
+    """``HH:MM:SS name   | line`` (the clock when ``clock``) for a project's logs, the prefix
+    coloured on a terminal (a colour per service, by ``index``)."""
+    import time
+
+    prefix = (time.strftime("%H:%M:%S ") if clock else "") + f"{name.ljust(width)} |"
+    if fancy():
+        prefix = f"\x1b[{_SERVICE_COLOURS[index % len(_SERVICE_COLOURS)]}m{prefix}\x1b[0m"
+    return f"{prefix} {line}"
