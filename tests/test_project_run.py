@@ -338,3 +338,24 @@ def test_specs_are_kept_by_name_and_forget_drops_a_stopped_one(project: Project)
     assert done.returncode == 0 and str(second) in done.stdout
     assert list(specs.iterdir()) == []
     assert project.run("forget", "api").stdout.strip() == "nothing remembered of api"
+
+
+def test_clean_removes_the_specs_of_instances_that_never_served(project: Project) -> None:
+    served, failed = free_ports(2)
+    project.write("portctl.toml", f"""
+        {project.service("api")}
+        port = {served}
+
+        {project.service("broken", FAIL="boom")}
+        port = {failed}
+        """)
+    assert project.run("start", "-d", "api").returncode == 0
+    assert project.run("start", "-d", "broken").returncode == 3
+    assert project.run("stop").returncode == 0
+    specs = project.root / ".portctl" / "specs"
+    assert sorted(p.name for p in specs.iterdir()) == sorted([f"{served}.json", f"{failed}.json"])
+    dry = project.run("clean", "--dry-run")
+    assert f"{failed}.json" in dry.stdout and f"{served}.json" not in dry.stdout
+    assert len(list(specs.iterdir())) == 2
+    assert project.run("clean").returncode == 0
+    assert [p.name for p in specs.iterdir()] == [f"{served}.json"]  # `restart api` still works
