@@ -359,3 +359,19 @@ def test_clean_removes_the_specs_of_instances_that_never_served(project: Project
     assert len(list(specs.iterdir())) == 2
     assert project.run("clean").returncode == 0
     assert [p.name for p in specs.iterdir()] == [f"{served}.json"]  # `restart api` still works
+
+
+def test_stop_signal_is_what_the_child_gets_first(project: Project) -> None:
+    """Seen: `stop_signal` was validated, then ignored: the child always got SIGTERM."""
+    api, web = free_ports(2)
+    project.write("portctl.toml", f"""
+        {project.service("api", SAY_SIGNAL="1")}
+        port = {api}
+        stop_signal = "INT"
+
+        {project.service("web", SAY_SIGNAL="1")}
+        port = {web}
+        """)
+    assert project.run("start", "-d").returncode == 0
+    assert project.run("stop").returncode == 0
+    assert sorted(project.log()[2:]) == ["stop api SIGINT", "stop web SIGTERM"]

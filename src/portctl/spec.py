@@ -18,6 +18,7 @@ DEFAULT_PORT = 8000
 DEFAULT_GRACE_S = 5.0
 DEFAULT_READY_TIMEOUT_S = 30.0
 RESTART_MODES = ("no", "on-failure", "always")
+CHILD_STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2")  # what asks a child to stop (POSIX)
 
 MAX_SECONDS = 86400.0  # every timing is finite and at most a day
 # The lower bound of each timing (seconds) and whether the bound itself is allowed.
@@ -82,6 +83,7 @@ class ServerSpec(Frozen):
     executable: str = ""  # command[0] resolved to an absolute path when it was recorded ("": look it up)
     env: Optional[tuple[tuple[str, str], ...]] = None  # the recorded environment (None: inherit ours)
     auto_name: bool = False  # derived from the command: taken by another live instance, it gets -PORT
+    stop_signal: str = "TERM"  # sent to the child's group first (POSIX; Windows: CTRL_BREAK always)
 
     @property
     def dynamic(self) -> bool:
@@ -97,6 +99,8 @@ class ServerSpec(Frozen):
         check_name(self.name)
         if self.restart not in RESTART_MODES:
             raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
+        if self.stop_signal not in CHILD_STOP_SIGNALS:
+            raise ValueError(f"stop_signal must be one of {', '.join(CHILD_STOP_SIGNALS)}")
         for owner in (self, self.backoff):
             for field in fields(owner):
                 if field in SECONDS_MIN:

@@ -1,7 +1,8 @@
 """A project service for the tests: ``service.py NAME EVENTS``.
 
 Appends ``start NAME SEEN`` to EVENTS (SEEN: ``ok`` when $CHECK_URL answered 2xx, ``refused``
-when it did not, ``-`` without one), and ``stop NAME`` when TERM or INT arrives. With $FAIL
+when it did not, ``-`` without one), and ``stop NAME`` when TERM or INT arrives
+(``stop NAME SIGINT`` with $SAY_SIGNAL set). With $FAIL
 set it prints $FAIL and exits 3. Else, after $DELAY seconds, it serves on $HOST:$PORT:
 ``/health`` (200) and ``/hello`` (``hello from NAME $GREETING``); with $LIFE, it appends
 ``exit NAME`` and exits 0 after serving that many seconds."""
@@ -34,8 +35,8 @@ def seen() -> str:
         return "refused"
 
 
-def stop(*_: object) -> None:
-    log(f"stop {NAME}")
+def stop(signum: int, _: object) -> None:
+    log(f"stop {NAME}" + (f" {signal.Signals(signum).name}" if os.environ.get("SAY_SIGNAL") else ""))
     sys.exit(0)
 
 
