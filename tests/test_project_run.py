@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -375,3 +376,34 @@ def test_stop_signal_is_what_the_child_gets_first(project: Project) -> None:
     assert project.run("start", "-d").returncode == 0
     assert project.run("stop").returncode == 0
     assert sorted(project.log()[2:]) == ["stop api SIGINT", "stop web SIGTERM"]
+
+
+def test_logs_follow_interleaves_the_services_with_prefixes(project: Project) -> None:
+    api, web = free_ports(2)
+    project.write("portctl.toml", f"""
+        {project.service("api")}
+        port = {api}
+
+        {project.service("web")}
+        port = {web}
+        """)
+    assert project.run("start", "-d").returncode == 0
+    follower = project.launch("logs", "-f", "-n", "1")
+    seen: list[str] = []
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in iter(follower.stdout.readline, ""):
+            seen.append(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_until(lambda: len(seen) >= 2, what="the follower's first lines (it follows both logs)")
+    assert project.run("restart").returncode == 0  # new output in both logs
+    wait_until(lambda: any(line.endswith("api | api booting") for line in seen)
+               and any(line.endswith("web | web booting") for line in seen), what="both logs followed")
+    code, _, _ = finish(follower, signal.SIGINT)
+    reader.join(timeout=10)
+    assert code == 0
+    assert all(line[2] == ":" and line[9:12] in ("api", "web") for line in seen), seen
+    assert project.run("stop").returncode == 0
