@@ -407,3 +407,21 @@ def test_logs_follow_interleaves_the_services_with_prefixes(project: Project) ->
     assert code == 0
     assert all(line[2] == ":" and line[9:12] in ("api", "web") for line in seen), seen
     assert project.run("stop").returncode == 0
+
+
+def test_a_single_instance_inside_a_project_works_as_without_one(project: Project) -> None:
+    api, solo = free_ports(2)
+    project.write("portctl.toml", f"""
+        {project.service("api")}
+        port = {api}
+        """)
+    started = project.run("start", "-d", "--port", solo, "--name", "solo", "--",
+                          sys.executable, SERVICE, "solo", project.events)
+    assert started.returncode == 0, started.stderr
+    rows = project.status()
+    assert rows["api"]["state"] == "stopped" and rows["solo"]["state"] == "running"
+    assert not rows["solo"]["service"]
+    assert "solo booting" in project.run("logs", "solo").stdout
+    assert project.run("restart", "solo").returncode == 0 and accepts(solo)
+    assert project.run("stop", "solo").returncode == 0 and not accepts(solo)
+    assert project.nothing_runs()

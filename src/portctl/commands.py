@@ -199,7 +199,7 @@ def restart_project(run_dir: Path, names: Sequence[str], force: bool, options_gi
     from .project import run
     from .runfiles import RunDir
 
-    project = run.project_for(names)
+    project = _project(names)
     if project is None:
         return None
     if options_given:
@@ -290,7 +290,7 @@ def logs_project(run_dir: Path, names: Sequence[str], lines: int, follow: bool) 
     from .project import run
     from .runfiles import RunDir
 
-    project = run.project_for(names)
+    project = _project(names)
     if project is None:
         return None
     where = RunDir(run_dir)
