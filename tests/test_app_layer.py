@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 from portctl import _entry, commands, messages
 from portctl.cli import cli
 from portctl.errors import BadInput, ChildExited, NotRunning, PortctlError, PortInUse, exit_code_of, message_of
-from conftest import Popen
+from support.processes import Popen
 
 RUN_DIR = "/nonexistent/portctl-run-dir"  # the recording commands never touch it
 FAST = sorted({function for _, function in _entry.SHAPES})

@@ -16,7 +16,9 @@ import portctl
 from portctl import logs
 from portctl.backoff import BackoffPolicy
 from portctl.spec import ServerSpec
-from conftest import Portctl, app, unused_port
+from support.apps import app
+from support.portctl import Portctl
+from support.ports import unused_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,9 @@ import pytest
 
 import portctl as lib
 from portctl.events import read_events
-from conftest import Portctl, accepts, app, finish, wait_file, wait_port_accepting, wait_until
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.waits import accepts, wait_file, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Portctl, accepts, app, finish, free_ports, is_gone, listeners, unused_port, \
-    wait_file, wait_until
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.ports import free_ports, listeners, unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 RACERS = 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import Portctl, accepts, app, finish, ipv6_loopback_works, is_gone, listeners, \
-    unused_port, untouched, wait_file, wait_port_refusing, wait_until
+from support.apps import APPS, app, untouched
+from support.portctl import Portctl, finish
+from support.ports import ipv6_loopback_works, listeners, unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_port_accepting, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 PRODUCTION = [{"ENVIRONMENT": "production"}, {"PORTCTL_ENV": "production"}]
@@ -37,7 +41,7 @@ def test_port_in_use_exits_4_naming_the_holder_and_leaves_nothing(portctl: Portc
     holder = listener(port)
     result = portctl.run("start", "--port", port)
     assert result.returncode == 4, result.stderr
-    assert str(holder.pid) in result.stdout + result.stderr
+    assert str(holder.pid) in result.stderr
     assert "Traceback" not in result.stderr
     assert portctl.nothing_left(port) and untouched(holder)
 
@@ -119,7 +123,7 @@ def test_free_stops_a_foreign_holder_in_development(portctl: Portctl, listener) 
     result = portctl.run("free", port, "--grace", "1")
     assert result.returncode == 0, result.stderr
     assert not accepts(port)  # free returns once the port refuses
-    assert str(holder.pid) in result.stdout + result.stderr
+    assert str(holder.pid) in result.stdout
     assert holder.wait(timeout=30) == -signal.SIGKILL
 
 
@@ -143,6 +147,23 @@ def test_free_refuses_a_foreign_holder_in_production(portctl: Portctl, listener,
     assert result.returncode == 5, result.stdout + result.stderr
     assert TROUBLESHOOTING.search(result.stderr), result.stderr
     assert untouched(holder) and accepts(port)
+
+
+@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("runuser")),
+                    reason="needs root and runuser to start another user's process")
+def test_who_and_free_with_a_holder_of_another_user(portctl: Portctl, spawn) -> None:  # type: ignore[no-untyped-def]
+    port = unused_port()
+    python = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+    holder = spawn(["runuser", "-u", "nobody", "--", python, str(APPS / "listener.py"), str(port)])
+    wait_port_accepting(port)
+    shown = json.loads(portctl.run("who", port, "--json").stdout)
+    assert [row["username"] for row in shown] == ["nobody"]
+    refused = portctl.run("free", port, env={"ENVIRONMENT": "production"})
+    assert refused.returncode == 5 and accepts(port)
+    freed = portctl.run("free", port, "--grace", "1")  # root may, in development
+    assert freed.returncode == 0, freed.stderr
+    assert not accepts(port)
+    holder.wait(timeout=30)
 
 
 def test_free_may_stop_our_own_instance_in_production(portctl: Portctl) -> None:
@@ -233,9 +254,10 @@ def test_status_json_of_running_and_stale_instances(portctl: Portctl, spawn) -> 
 
     row = by_port[live_port]
     assert row["state"] == "running" and row["pid"] == live.pid and row["host"] == "127.0.0.1"
+    assert row["name"] == "api"
     assert row["child_pid"] == our_child(portctl, live_port)
     assert isinstance(row["command"], list) and all(isinstance(a, str) for a in row["command"])
-    assert _iso8601(row["started_at"])
+    assert _iso8601(row["started_at"]) and row["started_at"].endswith("+00:00")  # UTC
 
     row = by_port[killed_port]
     assert row["state"] == "stale" and row["pid"] == killed.pid and isinstance(row["command"], list)

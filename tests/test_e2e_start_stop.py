@@ -4,14 +4,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import Portctl, accepts, app, finish, is_gone, listeners, unused_port, wait_file, \
-    wait_port_refusing, wait_until
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.ports import listeners, unused_port
+from support.processes import is_gone
+from support.waits import accepts, wait_file, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,7 +91,7 @@ def test_stop_twice(portctl: Portctl) -> None:
     assert portctl.nothing_left(port) and is_gone(child)
     second = portctl.run("stop", "--port", port)
     assert second.returncode == 0, second.stderr
-    assert "Traceback" not in second.stderr
+    assert "nothing running" in second.stdout and "Traceback" not in second.stderr
 
 
 def test_stop_of_a_port_never_used_is_success(portctl: Portctl) -> None:
@@ -204,3 +208,44 @@ def test_a_storm_of_stop_signals_still_stops_cleanly(portctl: Portctl, sig: sign
     assert not accepts(port) and is_gone(child)
     assert portctl.nothing_left(port), sorted(p.name for p in portctl.run_dir.iterdir())
     assert code == 0, err
+
+
+def test_a_second_ctrl_c_skips_the_grace_period(portctl: Portctl) -> None:
+    port = unused_port()
+    # a grace period longer than the hang guard: only the second signal can end this in time
+    proc = portctl.serve(port, "--grace", "120", "--", *app("listener", "{port}", "--ignore-term"))
+    child = child_pid(portctl, port)
+    proc.send_signal(signal.SIGINT)
+    wait_until(lambda: portctl.record(port).get("state") == "stopping", what="the stop to begin")
+    code, _, err = finish(proc, signal.SIGINT, timeout=20)
+    assert code == 0, err
+    assert not accepts(port) and is_gone(child) and portctl.nothing_left(port)
+
+
+@pytest.mark.parametrize("mode", [["--workers", "2"], ["--reload"]], ids=["workers", "reload"])
+def test_uvicorn_workers_and_reloader_leave_no_survivor(portctl: Portctl, tmp_path: Path, mode: list[str]) -> None:
+    """Real uvicorn: the master (or the reloader) and its workers all hold the port."""
+    port = unused_port()
+    uvicorn = [sys.executable, "-m", "uvicorn", "portctl.demo:app", "--port", "{port}", *mode]
+    if "--reload" in mode:
+        uvicorn += ["--reload-dir", str(tmp_path)]
+    proc = portctl.serve(port, "--", *uvicorn)
+
+    def holding() -> list[int]:  # every process of the tree with the listening socket
+        found = []
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in p.net_connections("tcp")):
+                    found.append(p.pid)
+            except psutil.Error:
+                pass
+        return found
+
+    wait_until(lambda: len(holding()) >= 2, what="uvicorn's workers")
+    tree = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
+    assert len(tree) >= 3
+    result = portctl.run("stop", "--port", port)
+    assert result.returncode == 0, result.stderr
+    assert finish(proc, sig=0)[0] == 0
+    assert listeners(port) == set() and not accepts(port) and portctl.nothing_left(port)
+    assert all(is_gone(p) for p in tree)  # a zombie counts as gone

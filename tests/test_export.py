@@ -18,7 +18,9 @@ from typing import Callable
 
 import pytest
 
-from conftest import HANG_GUARD_S, Portctl, free_ports, wait_until
+from support.portctl import Portctl
+from support.ports import free_ports
+from support.waits import HANG_GUARD_S, wait_until
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extra")
 

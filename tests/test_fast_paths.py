@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from conftest import Popen
+from support.processes import Popen
 
 # Each is measured at ~0.5-1x `python -c pass` on its own, or belongs to another command.
 HEAVY = {"typing", "dataclasses", "inspect", "subprocess", "click", "rich", "psutil", "filelock",

@@ -1,4 +1,4 @@
-"""The conftest helpers themselves: the tracker, the leak check, the handshakes, the apps."""
+"""The helpers in tests/support themselves: the tracker, the leak check, the handshakes, the apps."""
 from __future__ import annotations
 
 import os
@@ -12,9 +12,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import (APPS, TEST_MARKER, Tracker, accepts, app, free_ports, global_state, is_gone, leaks,
-                      listeners, lock_held, restore_global_state, marked_processes, reap, unused_port, untouched, wait_file,
-                      wait_port_accepting, wait_port_refusing, wait_until)
+from support.apps import APPS, app, untouched
+from support.global_state import global_state, restore_global_state
+from support.ports import free_ports, listeners, unused_port
+from support.processes import TEST_MARKER, Tracker, is_gone, leaks, marked_processes, reap
+from support.waits import accepts, lock_held, wait_file, wait_port_accepting, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -198,6 +200,8 @@ def test_the_leak_check_fails_a_leaking_test_and_kills_the_leak(spawn, tmp_path:
     inner = tmp_path / "inner"
     inner.mkdir()
     shutil.copy(Path(__file__).parent / "conftest.py", inner / "conftest.py")
+    shutil.copytree(Path(__file__).parent / "support", inner / "support",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     (inner / "pytest.ini").write_text("[pytest]\n")
     (inner / "test_inner.py").write_text(INNER_TESTS.format(slow=str(APPS / "slow.py")))
     leak_file = tmp_path / "leak"

@@ -17,7 +17,10 @@ from click.testing import CliRunner
 import portctl
 from portctl import messages as output
 from portctl.cli import cli
-from conftest import APPS, Portctl, accepts, app, free_ports, unused_port, wait_port_accepting, wait_until
+from support.apps import APPS, app
+from support.portctl import Portctl
+from support.ports import free_ports, unused_port
+from support.waits import accepts, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 SRC = Path(portctl.__file__).resolve().parent.parent

@@ -20,8 +20,11 @@ from typing import Callable, Iterator
 import psutil
 import pytest
 
-from conftest import (TEST_MARKER, Portctl, accepts, app, is_gone, reap, unused_port, wait_file,
-                      wait_port_accepting, wait_port_refusing, wait_until)
+from support.apps import app
+from support.portctl import Portctl
+from support.ports import unused_port
+from support.processes import TEST_MARKER, is_gone, reap
+from support.waits import accepts, wait_file, wait_port_accepting, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process trees")
 

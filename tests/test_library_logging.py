@@ -10,7 +10,9 @@ import textwrap
 import pytest
 
 import portctl
-from conftest import accepts, app, unused_port, wait_port_accepting
+from support.apps import app
+from support.ports import unused_port
+from support.waits import accepts, wait_port_accepting
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,8 @@ from typing import Callable
 import filelock
 import pytest
 
-from conftest import Popen, lock_held, wait_file
+from support.processes import Popen
+from support.waits import lock_held, wait_file
 from portctl._platform import platform
 from portctl.lock import PortLock, is_held, remove_if_free
 

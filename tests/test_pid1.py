@@ -20,7 +20,10 @@ from typing import Callable
 import psutil
 import pytest
 
-from conftest import APPS, HANG_GUARD_S, free_ports, is_gone, wait_file, wait_port_accepting, wait_until
+from support.apps import APPS
+from support.ports import free_ports
+from support.processes import is_gone
+from support.waits import HANG_GUARD_S, wait_file, wait_port_accepting, wait_until
 
 UNSHARE = shutil.which("unshare")
 GRACE_S = 2.0
@@ -29,7 +32,7 @@ pytestmark = [
     pytest.mark.linux_refined,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PID namespaces are Linux's"),
     pytest.mark.skipif(UNSHARE is None, reason="unshare (util-linux) is not installed"),
-    pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="a PID namespace needs root"),
+    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="a PID namespace needs root"),
 ]
 
 

@@ -14,7 +14,8 @@ import psutil
 
 import pytest
 
-from conftest import Popen, wait_until
+from support.processes import Popen
+from support.waits import wait_until
 from portctl import _platform
 from portctl._platform_protocol import Platform
 

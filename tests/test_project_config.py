@@ -451,12 +451,6 @@ def invoke(args: list[str], where: Path, monkeypatch: pytest.MonkeyPatch) -> Any
     return CliRunner().invoke(cli, ["--run-dir", str(where), "config", *args])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["check", "--help"], ["show", "--help"]])
-def test_config_help(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = invoke(args, tmp_path, monkeypatch)
-    assert result.exit_code == 0 and "Usage" in result.output
-
-
 def test_config_check_from_a_subdirectory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     example(tmp_path)
     result = invoke(["check"], tmp_path / "web", monkeypatch)

@@ -14,7 +14,11 @@ from typing import Callable
 
 import pytest
 
-from conftest import APPS, Popen, Portctl, accepts, free_ports, is_gone, wait_file, wait_until
+from support.apps import APPS
+from support.portctl import Portctl
+from support.ports import free_ports
+from support.processes import Popen, is_gone
+from support.waits import accepts, wait_file, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(120)

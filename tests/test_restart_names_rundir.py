@@ -20,7 +20,11 @@ import pytest
 
 from portctl.events import read_events
 
-from conftest import APPS, Popen, Portctl, accepts, app, finish, free_ports, unused_port
+from support.apps import APPS, app
+from support.portctl import Portctl, finish
+from support.ports import free_ports, unused_port
+from support.processes import Popen
+from support.waits import accepts
 
 pytestmark = pytest.mark.timeout(180)
 

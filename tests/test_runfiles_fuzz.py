@@ -27,7 +27,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Portctl, untouched
+from support.apps import untouched
+from support.portctl import Portctl
 from portctl import _entry
 from portctl.cli import cli
 

@@ -16,7 +16,11 @@ from typing import Callable, Iterator
 
 import pytest
 
-from conftest import Popen, Portctl, app, lock_held, unused_port, wait_until
+from support.apps import app
+from support.portctl import Portctl
+from support.ports import unused_port
+from support.processes import Popen
+from support.waits import lock_held, wait_until
 from portctl.errors import BadInput, PortctlError
 from portctl.identity import ProcRef
 from portctl.lock import PortLock

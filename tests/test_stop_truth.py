@@ -13,8 +13,11 @@ from typing import Callable, Iterator, Optional
 
 import pytest
 
-from conftest import Popen, Portctl, accepts, app, finish, is_gone, listeners, unused_port, wait_file, \
-    wait_until
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.ports import listeners, unused_port
+from support.processes import Popen, is_gone
+from support.waits import accepts, wait_file, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -8,8 +8,10 @@ import signal
 import psutil
 import pytest
 
-from conftest import (Portctl, accepts, app, finish, unused_port, wait_port_accepting, wait_port_refusing,
-                      wait_until)
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.ports import unused_port
+from support.waits import accepts, wait_port_accepting, wait_port_refusing, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,7 +17,11 @@ import pytest
 
 from portctl.events import EventLog, events_file, read_events
 
-from conftest import Popen, Portctl, accepts, app, finish, unused_port, wait_file, wait_until
+from support.apps import app
+from support.portctl import Portctl, finish
+from support.ports import unused_port
+from support.processes import Popen
+from support.waits import accepts, wait_file, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

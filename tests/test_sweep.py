@@ -14,7 +14,10 @@ from typing import Callable
 import psutil
 import pytest
 
-from conftest import Popen, Portctl, accepts, is_gone, unused_port, wait_file, wait_until
+from support.portctl import Portctl
+from support.ports import unused_port
+from support.processes import Popen, is_gone
+from support.waits import accepts, wait_file, wait_until
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.posix_only]
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Portctl, accepts, app, unused_port, wait_port_accepting
+from support.apps import app
+from support.portctl import Portctl
+from support.ports import unused_port
+from support.waits import accepts, wait_port_accepting
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 pytestmark = pytest.mark.timeout(90)
