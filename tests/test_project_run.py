@@ -17,7 +17,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import APPS, Popen, accepts, finish, free_ports, wait_until
+from support.apps import APPS
+from support.portctl import finish
+from support.ports import free_ports
+from support.processes import Popen
+from support.waits import accepts, wait_until
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.posix_only]
 SERVICE = APPS / "service.py"
