@@ -314,6 +314,8 @@ def test_bare_stop_status_and_unknown_names_outside_the_project_keep_todays_mean
     assert done.returncode == 0 and [r["state"] for r in json.loads(done.stdout)] == ["stopped"]
     done = project.run("status", "api")
     assert done.returncode == 3
+    done = project.run("port", "api", "--wait", "--timeout", "0.3")
+    assert done.returncode == 7 and "api was not ready within 0.3 s" in done.stderr
     done = project.run("stop", "nothing-like-it")  # no such service: an instance name, as today
     assert done.returncode == 0 and "nothing-like-it" in done.stdout
     done = project.run("restart", "api", "--grace", "1")  # service options live in the file
