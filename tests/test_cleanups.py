@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from portctl.base import messages
-from portctl.core import events, ports
+from portctl.core import ports
 from portctl.core.lock import PortLock
 from portctl.core.runfiles import RunDir
 
@@ -22,7 +22,7 @@ def test_entering_a_port_lock_is_refused_rather_than_silently_not_locking(tmp_pa
 
 
 @pytest.mark.parametrize("module, name", [
-    (messages, "bad_number"), (ports, "wait_accepting"), (events, "read_events"),
+    (messages, "bad_number"), (ports, "wait_accepting"),
 ])
 def test_dead_helpers_are_gone(module: object, name: str) -> None:
     assert not hasattr(module, name)

@@ -9,7 +9,7 @@ import pytest
 
 import portctl as lib
 from support.apps import app
-from support.events import read_events
+from portctl.core.events import read_events
 from support.portctl import Portctl, finish
 from support.waits import accepts, wait_file, wait_port_accepting, wait_until
 

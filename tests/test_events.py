@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from portctl.core.events import EventLog, events_file
-from support.events import read_events
+from portctl.core.events import read_events
 
 
 def test_events_append_in_order(tmp_path: Path) -> None:

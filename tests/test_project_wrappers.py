@@ -141,7 +141,9 @@ def test_service_targets_stop_status_logs_restart(project: Project) -> None:
     assert "[portctl" in project.make("logs-backend").stdout
     assert project.make("restart-backend").returncode == 0 and accepts(project.ports["backend"])
     stopped = project.make("stop-backend")
-    assert stopped.returncode == 0 and not accepts(project.ports["backend"]) and accepts(project.ports["frontend"])
+    # frontend depends on backend: stopped first (docs/projects.md, "Running a project")
+    assert stopped.returncode == 0 and not accepts(project.ports["backend"]) and not accepts(project.ports["frontend"])
+    assert "frontend: stopped" in stopped.stdout
     not_running = project.make("status-backend")
     assert not_running.returncode != 0 and "Error 3" in not_running.stderr  # portctl's code, named by make
     assert project.make("stop").returncode == 0 and not accepts(project.ports["frontend"])

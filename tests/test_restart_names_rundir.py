@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional
 import psutil
 import pytest
 
-from support.events import read_events
+from portctl.core.events import read_events
 
 from support.apps import APPS, app
 from support.portctl import Portctl, finish

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from portctl.core.events import EventLog, events_file
-from support.events import read_events
+from portctl.core.events import read_events
 
 from support.apps import app
 from support.portctl import Portctl, finish

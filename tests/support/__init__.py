@@ -9,7 +9,6 @@
   environment).
 - ``apps``: argv of the test apps in tests/apps, and the bystander check.
 - ``portctl``: the ``Portctl`` driver of the real CLI against one run dir.
-- ``events``: the run dir's lifecycle events, read back (only tests read them).
 
 tests/test_helpers.py tests these helpers.
 """

@@ -483,3 +483,59 @@ def short_command(cmdline: Sequence[str], limit: int = 80) -> str:
 def _holder_short(h: Any) -> str:
     cmd = short_command(h.cmdline) or h.name
     return f"pid {h.pid} ({h.name}, {h.username}: {cmd})" if h.pid else f"an unknown process on {h.address}"
+
+
+# Projects: the words of `start`, `stop`, `restart` and `forget` for named services.
+def service_started(name: str, url: str) -> str:
+    return f"{name}: serving on {url}" if url else f"{name}: started"
+
+
+def service_already_running(name: str) -> str:
+    return f"{name}: already running"
+
+
+def service_not_started(name: str) -> str:
+    return f"{name}: not started (a dependency failed, or the start was given up)"
+
+
+def project_rolled_back(names: Sequence[str]) -> str:
+    return f"stopped what this start launched: {', '.join(names)} (--keep-going leaves it running)"
+
+
+def service_exited(name: str) -> str:
+    return f"{name} has exited; the other services go on (`portctl status` says how it ended)"
+
+
+def project_all_exited() -> str:
+    return "every service has exited"
+
+
+def service_stopped(name: str) -> str:
+    return f"{name}: stopped"
+
+
+def services_not_running() -> str:
+    return "no service of the project is running"
+
+
+def project_options(file: object) -> Msg:
+    return (f"a project's services take their options from {file}",
+            "edit the file, then `portctl restart NAME`; or give a command after -- for a single instance")
+
+
+def one_log_only() -> Msg:
+    return "several NAMEs need a project file", "name one instance, or run `portctl logs` in the project"
+
+
+def not_ready_named(name: str, timeout_s: float) -> Msg:
+    return f"{name} was not ready within {timeout_s:g} s", f"see `portctl status` and `portctl logs {name}`"
+
+
+def forget_live(name: str, port: int) -> Msg:
+    return f"{name} is running on port {port}", f"stop it first: portctl stop {name}"
+
+
+def forgotten(name: str, ports: Sequence[int]) -> str:
+    if not ports:
+        return f"nothing remembered of {name}"
+    return f"forgot {name} (saved for port {', '.join(map(str, ports))})"

@@ -113,10 +113,28 @@ class RunDir:
         return self.path / ".portctl" / "specs" / f"{port}.json"
 
     def write_spec(self, spec: ServerSpec) -> None:
-        """Save the spec with its environment: readable by its owner only (mode 0600)."""
+        """Save the spec with its environment: readable by its owner only (mode 0600). An
+        instance is known by its name: the specs the same name left on other ports go."""
         path = self.spec_file(spec.port)
         safefile.ensure_dir(path.parent, 2)
         write_atomic(path, json.dumps(spec.to_dict(with_env=True), indent=2) + "\n", durable=True)
+        self.forget_specs(spec.name, keep=spec.port)
+
+    def forget_specs(self, name: str, keep: Optional[int] = None) -> list[int]:
+        """Remove the saved specs of the instance called ``name`` (but the one on ``keep``);
+        return their ports."""
+        gone = []
+        for port in self.saved_ports():
+            if port == keep:
+                continue
+            spec = self.read_spec(port)
+            if spec is not None and spec.name == name:
+                try:
+                    self.spec_file(port).unlink()
+                except FileNotFoundError:  # the spec came from a record: it is not ours to drop
+                    continue
+                gone.append(port)
+        return gone
 
     def read_spec(self, port: int) -> Optional[ServerSpec]:
         """The spec last started on ``port``: the saved one (written with the live record, and
@@ -196,17 +214,29 @@ class RunDir:
 
 def find_run_dir(start: Optional[Path] = None) -> Path:
     """The run dir when none is given: the nearest ancestor of ``start`` (default: the current
-    directory) holding ``.portctl/``, ``portctl.toml`` or a ``pyproject.toml`` with a
-    ``[tool.portctl]`` table; else ``start`` itself. A few stats per level, no TOML parser:
+    directory) holding ``.portctl/``, ``portctl.toml``, a ``pyproject.toml`` with a
+    ``[tool.portctl]`` table or a ``Procfile`` (as ``project.config`` finds a project); else
+    ``start`` itself. A few stats per level, no TOML parser:
     `status` and `port` run it on every call."""
     here = Path.cwd() if start is None else start.absolute()
     for folder in (here, *here.parents):
-        if (folder / ".portctl").is_dir() or (folder / "portctl.toml").is_file():
-            return folder
-        raw = _read_project_file(folder / "pyproject.toml")
-        if raw is not None and _PROJECT_TABLE.search(raw):
+        if (folder / ".portctl").is_dir() or _holds_project_file(folder):
             return folder
     return here
+
+
+def project_root(start: Optional[Path] = None) -> Optional[Path]:
+    """The nearest ancestor of ``start`` (default: the current directory) holding a project
+    file, or None; stats alone, no TOML parser: `status` and `stop` ask on every call."""
+    here = Path.cwd() if start is None else start.absolute()
+    return next((folder for folder in (here, *here.parents) if _holds_project_file(folder)), None)
+
+
+def _holds_project_file(folder: Path) -> bool:
+    if (folder / "portctl.toml").is_file() or (folder / "Procfile").is_file():
+        return True
+    raw = _read_project_file(folder / "pyproject.toml")
+    return raw is not None and _PROJECT_TABLE.search(raw) is not None
 
 
 def _read_small(path: Path) -> Optional[bytes]:

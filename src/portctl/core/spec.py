@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Mapping, Optional
 
 RESTART_MODES = ("no", "on-failure", "always")
+CHILD_STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2")  # what asks a child to stop (POSIX)
 
 MAX_SECONDS = 86400.0  # every timing is finite and at most a day
 # The lower bound of each timing (seconds) and whether the bound itself is allowed.
@@ -79,6 +80,7 @@ class ServerSpec(Frozen, kw_only=True):
     executable: str = ""  # command[0] resolved to an absolute path when it was recorded ("": look it up)
     env: Optional[tuple[tuple[str, str], ...]] = None  # the recorded environment (None: inherit ours)
     auto_name: bool = False  # derived from the command: taken by another live instance, it gets -PORT
+    stop_signal: str = "TERM"  # sent to the child's group first (POSIX; Windows: CTRL_BREAK always)
 
     @property
     def dynamic(self) -> bool:
@@ -94,6 +96,8 @@ class ServerSpec(Frozen, kw_only=True):
         check_name(self.name)
         if self.restart not in RESTART_MODES:
             raise ValueError(f"restart must be one of {', '.join(RESTART_MODES)}")
+        if self.stop_signal not in CHILD_STOP_SIGNALS:
+            raise ValueError(f"stop_signal must be one of {', '.join(CHILD_STOP_SIGNALS)}")
         for owner in (self, self.backoff):
             for field in fields(owner):
                 if field in SECONDS_MIN:
@@ -238,7 +242,7 @@ FIELD_DECODERS: dict[str, Callable[[str, Any], Any]] = {
     "port_range": _optional(_port_range), "detached": _bool, "restart": _str,
     "health": _str, "health_interval_s": _float, "health_timeout_s": _float, "health_failures": _int,
     "backoff": _backoff, "log_max_bytes": _int, "log_backups": _int,
-    "cwd": _str, "executable": _str, "env": _optional(_env), "auto_name": _bool,
+    "cwd": _str, "executable": _str, "env": _optional(_env), "auto_name": _bool, "stop_signal": _str,
 }
 
 

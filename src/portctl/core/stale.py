@@ -93,4 +93,24 @@ def clean(run_dir: RunDir, dry_run: bool = False) -> list[tuple[str, str]]:
             stop_tree(orphans, record.spec.grace_s if record else 5.0)
         run_dir.remove(port)
         remove_if_free(run_dir.lock_file(port))
+    return actions + _clean_specs(run_dir, dry_run)
+
+
+def _clean_specs(run_dir: RunDir, dry_run: bool) -> list[tuple[str, str]]:
+    """Remove the saved specs of instances that never served (no ``ready`` event for their
+    name and port): a start that failed leaves nothing worth restarting."""
+    from .events import read_events
+
+    served = {(e.get("name"), e.get("port")) for e in read_events(run_dir.path) if e.get("event") == "ready"}
+    actions = []
+    for port in run_dir.saved_ports():
+        spec = run_dir.read_spec(port)
+        if spec is None or (spec.name, port) in served or is_held(run_dir.lock_file(port)):
+            continue
+        actions.append(("remove", str(run_dir.spec_file(port))))
+        if not dry_run:
+            try:
+                run_dir.spec_file(port).unlink()
+            except FileNotFoundError:
+                pass
     return actions

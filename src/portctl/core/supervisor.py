@@ -411,7 +411,7 @@ class Supervisor:
         leader = self._child.pid if self._child is not None else None
         self._child = None
         stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
-                  hurry=self._second_signal)
+                  hurry=self._second_signal, signame=self.spec.stop_signal)
         platform.reap_adopted(exclude=-1)
         ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
         self._tree_stopped = True

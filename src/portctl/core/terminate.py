@@ -25,18 +25,20 @@ def stop_tree(
     *,
     group_leader: Optional[int] = None,
     hurry: Callable[[], bool] = never,
+    signame: str = "TERM",
 ) -> None:
     """Stop ``roots`` and every descendant; return once none of them is alive.
 
     With ``group_leader`` the graceful signal goes to that process group (as a terminal's
     Ctrl+C would) and separately to descendants that left the group; otherwise to each root.
-    ``hurry`` returning True (a second Ctrl+C) cuts the grace period short.
+    ``hurry`` returning True (a second Ctrl+C) cuts the grace period short. ``signame`` is
+    the graceful signal (``INT`` for SIGINT; Windows sends its console event whatever it is).
     """
     roots = [p for p in roots if is_alive(p)]
     tree = _with_descendants(roots)
     if not tree:
         return
-    _graceful(roots, tree, group_leader)
+    _graceful(roots, tree, group_leader, signame)
     if _wait_gone(tree, time.monotonic() + grace_s, hurry):
         return
     tree = _with_descendants(_alive(tree))  # include what was spawned during the grace period
@@ -61,14 +63,17 @@ def _wait_gone(tree: list[psutil.Process], deadline: float, hurry: Callable[[], 
 
 
 def _graceful(roots: list[psutil.Process], tree: list[psutil.Process],
-              group_leader: Optional[int]) -> None:
+              group_leader: Optional[int], signame: str) -> None:
+    def one(proc: psutil.Process) -> None:
+        platform.graceful_one(proc, signame)
+
     if group_leader is None:
         for proc in _topmost(roots):
-            _send(proc, platform.graceful_one)
+            _send(proc, one)
         return
-    platform.graceful_group(group_leader)
+    platform.graceful_group(group_leader, signame)
     for proc in platform.outside_group(group_leader, tree):
-        _send(proc, platform.graceful_one)
+        _send(proc, one)
 
 
 def _send(proc: psutil.Process, action: Callable[[psutil.Process], None]) -> None:

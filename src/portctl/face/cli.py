@@ -89,6 +89,7 @@ class _StartCommand(click.Command):
     command goes instead, with the line to type."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["portctl.dashes"] = "--" in args  # words after -- are a command, never services
         try:
             return super().parse_args(ctx, list(args))
         except click.UsageError:
@@ -179,10 +180,19 @@ def _run_dir() -> Path:
 @click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True)
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=defaults.LOG_MAX_BYTES, show_default=True)
 @click.option("--log-backups", type=click.IntRange(min=1), default=defaults.LOG_BACKUPS, show_default=True)
+@click.option("--keep-going", is_flag=True, help="In a project: leave the services that started "
+              "running when another fails.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def start(port: int, port_range: Optional[tuple[int, int]], force: bool, command: tuple[str, ...],
-          **options: Any) -> None:
-    """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app."""
+          keep_going: bool, **options: Any) -> None:
+    """Start CMD (after --) on PORT and supervise it; no CMD runs the demo app. In a project
+    (portctl.toml, [tool.portctl] or a Procfile here or above): start NAME... or every service,
+    in dependency order."""
+    if not click.get_current_context().meta.get("portctl.dashes") and not _given("port") \
+            and not _given("port_range") and not any(_given(key) for key in options if key != "detach"):
+        code = commands.start_project(_run_dir(), command, options["detach"], force, keep_going)
+        if code is not None:
+            raise SystemExit(code)
     raise SystemExit(commands.start(_run_dir(), port, port_range, force, command, port_given=_given("port"),
                                     exiting=_OWN_PROCESS, **options))
 
@@ -228,6 +238,11 @@ def restart(names: tuple[str, ...], port: Optional[int], update_env: bool, force
     ones; a command with nothing recorded starts it."""
     command = click.get_current_context().meta.get("portctl.command", ())
     given = {key: value for key, value in options.items() if _given(key)}
+    if port is None and not command:
+        code = commands.restart_project(_run_dir(), names, force,
+                                        options_given=update_env or any(k != "detach" for k in given))
+        if code is not None:
+            raise SystemExit(code)
     raise SystemExit(commands.restart(_run_dir(), names, port, update_env, force, command, given,
                                       exiting=_OWN_PROCESS))
 
@@ -236,7 +251,7 @@ def _restart_options() -> list[click.Parameter]:
     """start's options, for restart: without defaults, since the recorded values are kept."""
     shared = []
     for param in start.params:
-        if param.name in ("port", "command"):
+        if param.name in ("port", "command", "keep_going"):
             continue
         param = copy.copy(param)
         if isinstance(param, click.Option):
@@ -291,13 +306,22 @@ def free(port: int, host: str, grace: float) -> None:
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--port", type=PORT, default=None, help="The instance on this port instead of NAME.")
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
-def logs(name: Optional[str], port: Optional[int], lines: int, follow: bool) -> None:
-    """Print (and follow) the log of a detached instance."""
-    raise SystemExit(commands.logs(_run_dir(), name, port, lines, follow))
+def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) -> None:
+    """Print (and follow) the log of a detached instance; in a project, of its services
+    (NAME... or all), each line after its name."""
+    raise SystemExit(commands.logs(_run_dir(), names, port, lines, follow))
+
+
+@cli.command()
+@click.argument("name")
+def forget(name: str) -> None:
+    """Drop what is remembered of the stopped instance NAME: its saved spec (for `restart`)
+    and the files a failed run of it left."""
+    raise SystemExit(commands.forget(_run_dir(), name))
 
 
 @cli.command()
@@ -310,9 +334,14 @@ def events(follow: bool, lines: int) -> None:
 
 @cli.command(name="port")
 @click.argument("name")
-def port_of(name: str) -> None:
+@click.option("--wait", is_flag=True, help="Wait until NAME is ready (exit 7 after --timeout).")
+@click.option("--timeout", type=Seconds("ready_timeout_s"), default=30.0, show_default=True,
+              help="Seconds --wait waits.")
+def port_of(name: str, wait: bool, timeout: float) -> None:
     """Print the port of the running instance NAME (for scripts: `$(portctl port api)`)."""
-    raise SystemExit(commands.port_of(run_dir=_run_dir(), name=name))
+    if wait:
+        raise SystemExit(commands.port_of(run_dir=_run_dir(), name=name, wait=True, timeout=timeout))
+    raise SystemExit(commands.port_of(run_dir=_run_dir(), name=name))  # as the fast path calls it
 
 
 @cli.command()

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from ..core.runfiles import RunDir
     from ..core.spec import ServerSpec
+    from ..project.model import Project
+    from ..project.run import Started
 
 
 # ---------------------------------------------------------------- the fast ones (no click, no psutil for status)
@@ -34,6 +36,10 @@ def status(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None,
     from ..core import status as states
     from ..core.runfiles import RunDir
 
+    if port is None:
+        project = _project(names)
+        if project is not None:
+            return _project_status(project, RunDir(run_dir), names, as_json)
     rows = [s.to_dict() for s in states.collect(RunDir(run_dir), port if not names else None)]
     if names:
         rows = [r for r in rows if r["name"] in names or (port is not None and r["port"] == port)]
@@ -60,6 +66,17 @@ def stop(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, g
     from .targets import to_stop
 
     where = RunDir(run_dir)
+    if port is None:
+        project = _project(names)
+        if project is not None:
+            from ..project import run
+
+            stopped = run.stop(project, where, names, grace, notify=render.warn)
+            for name in stopped:
+                render.say(messages.service_stopped(name))
+            if not stopped:
+                render.say(messages.services_not_running())
+            return 0
     ports, missing = to_stop(where, names, port)
     for name in missing:
         render.say(messages.nothing_named(name))
@@ -73,12 +90,36 @@ def stop(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, g
     return 0
 
 
-def port_of(run_dir: Path, name: str) -> int:
+def port_of(run_dir: Path, name: str, wait: bool = False, timeout: float = 30.0) -> int:
+    """Print the port of the running instance NAME; with ``wait``, first wait up to
+    ``timeout`` seconds for it to be ready (NotReady, exit 7, when it is not)."""
     from ..core.runfiles import RunDir
     from ..core.status import find_by_name
 
+    if wait:
+        _wait_running(RunDir(run_dir), name, timeout)
     render.say(str(find_by_name(RunDir(run_dir), name).port))
     return 0
+
+
+WAIT_POLL_S = 0.05
+
+
+def _wait_running(run_dir: RunDir, name: str, wait_s: float) -> None:
+    import time
+
+    from ..base.errors import NotReady
+    from ..core.status import find_by_name
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            find_by_name(run_dir, name)
+            return
+        except NotRunning:
+            if time.monotonic() >= deadline:
+                raise NotReady(*messages.not_ready_named(name, wait_s)) from None
+        time.sleep(WAIT_POLL_S)
 
 
 def url(run_dir: Path, name: str) -> int:
@@ -89,6 +130,205 @@ def url(run_dir: Path, name: str) -> int:
     found = find_by_name(RunDir(run_dir), name)
     assert found.record is not None
     render.say(instance_url(found.record.spec.host, found.port))
+    return 0
+
+
+# ---------------------------------------------------------------- projects
+def _project(names: Sequence[str]) -> Optional[Project]:
+    """The project here when NAMES (none: all) are its services; looked for with stats alone
+    first, so a script's `status` outside any project loads no parser. A project file that
+    does not load is said as a warning: these commands then act on the run dir's instances,
+    as without one (service names are instance names)."""
+    from ..core.runfiles import project_root
+
+    if project_root() is None:
+        return None
+    from ..project.run import project_for
+
+    try:
+        return project_for(names)
+    except BadInput as exc:
+        render.warn(exc.message)
+        return None
+
+
+def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_json: bool) -> int:
+    """`status` in a project: every service (or NAME...); exit 3 when a named one is not running."""
+    from ..project.run import status_rows
+    from ..core.status import LIVE_STATES
+
+    rows = status_rows(project, run_dir)
+    if names:
+        rows = [r for r in rows if r["name"] in names]
+    if as_json:
+        render.emit_json(rows)
+    else:
+        render.table(f"{project.file}", render.STATUS_COLUMNS,
+                     [render.status_row({**r, "port": r["port"] or "auto"}) for r in rows])
+    for name in names:
+        if not any(r["name"] == name and r["state"] in LIVE_STATES for r in rows):
+            raise NotRunning.named(name)
+    return 0
+
+
+LOG_TAIL_LINES = 20  # shown under a service that failed to start
+WATCH_POLL_S = 0.5  # the foreground's look at which services still run
+LOG_DRAIN_S = 0.3  # the foreground's last read of the logs, beyond their 0.1 s poll
+
+
+def start_project(run_dir: Path, names: Sequence[str], detach: bool, force: bool,
+                  keep_going: bool) -> Optional[int]:
+    """`start [NAME...]` in a project: detached, report and return; else the foreground view.
+    None when there is no project here, or NAME... are not its services (a command to run)."""
+    from ..project import run
+    from ..core.runfiles import RunDir
+
+    project = run.project_for(names, commands=True)
+    if project is None:
+        return None
+    where = RunDir(run_dir)
+    _check_writable(where.path)
+    if not detach:
+        return _foreground(project, where, names, force=force, keep_going=keep_going)
+    return _report(run.start(project, where, names, force=force, keep_going=keep_going), where)
+
+
+def restart_project(run_dir: Path, names: Sequence[str], force: bool, options_given: bool) -> Optional[int]:
+    """`restart [NAME...]` in a project: the file read again, NAME... and their dependents.
+    None when there is no project here or NAME... are not its services; other start options
+    (``options_given``) are refused: they belong in the file."""
+    from ..project import run
+    from ..core.runfiles import RunDir
+
+    project = _project(names)
+    if project is None:
+        return None
+    if options_given:
+        raise BadInput(*messages.project_options(project.file))
+    where = RunDir(run_dir)
+    return _report(run.restart(project, where, names, force=force), where)
+
+
+def _report(result: Started, run_dir: RunDir, keep_going: bool = False) -> int:
+    """Say what a project start did; its exit code: 0, or the first failure's."""
+    from pathlib import Path
+
+    from ..core.logs import tail
+    from ..core.ports import instance_url
+    from ..core.status import collect as instance_status
+
+    for name in result.running:
+        render.say(messages.service_already_running(name))
+    for failure in result.failed:
+        render.error(f"{failure.name}: {failure.message}", failure.hint)
+        if failure.log:
+            render.log_tail(failure.log, tail(Path(failure.log), LOG_TAIL_LINES))
+    for name in result.skipped:
+        render.warn(messages.service_not_started(name))
+    if result.failed and not keep_going and result.launched:
+        render.warn(messages.project_rolled_back(result.launched))
+    if not result.failed:
+        found = {s.record.spec.name: s for s in instance_status(run_dir) if s.record}
+        for name in result.launched:
+            row = found.get(name)
+            url = instance_url(row.record.spec.host, row.port) if row and row.record else ""
+            render.say(messages.service_started(name, url))
+    return result.failed[0].code if result.failed else 0
+
+
+def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, force: bool,
+                keep_going: bool) -> int:
+    """`start` without -d in a project: start, then print every service's output after a
+    ``HH:MM:SS name |`` prefix until Ctrl+C (or TERM, HUP), which stops what this start
+    launched, dependents first. A service that ends is said once; the others go on. Returns
+    when none is left (exit 1)."""
+    import threading
+
+    from ..project import run
+
+    wanted = [n for level in project.start_order(names) for n in level]
+    width = max(len(n) for n in wanted)
+    lines = run.LogLines(run_dir, wanted)
+    interrupted = threading.Event()
+
+    def show(seconds: float) -> None:
+        for name, line in lines.within(seconds, interrupted.is_set if seconds > LOG_DRAIN_S else lambda: False):
+            render.say(render.service_line(name, width, line, wanted.index(name), clock=True))
+
+    previous = run.catch_stop_signals(interrupted)
+    try:
+        result = run.start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
+                           interrupted=interrupted.is_set)
+        code = _report(result, run_dir, keep_going)
+        if result.failed and not keep_going and not interrupted.is_set():  # run.start stopped its own
+            return code
+        mine, live = set(result.launched), set(result.launched) | set(result.running)
+        while live and not interrupted.is_set():
+            show(WATCH_POLL_S)
+            now = set(run.live_services(project, run_dir))
+            for name in sorted(live - now):
+                render.warn(messages.service_exited(name))
+            live &= now
+        if not live and not interrupted.is_set():
+            show(LOG_DRAIN_S)
+            render.warn(messages.project_all_exited())
+            return 1
+        for name in (run.stop(project, run_dir, sorted(mine & live), dependents=False,
+                              notify=render.warn) if mine & live else []):
+            render.say(messages.service_stopped(name))
+        show(LOG_DRAIN_S)
+        return code
+    finally:
+        lines.close()
+        run.restore_signals(previous)
+
+
+def logs_project(run_dir: Path, names: Sequence[str], lines: int, follow: bool) -> Optional[int]:
+    """`logs [NAME...]` in a project: the last ``lines`` of each service (or NAME...), each
+    line after its ``name |`` prefix; ``follow``: then every new line, interleaved. None when
+    there is no project here or NAME... are not its services."""
+    from ..core.logs import tail
+    from ..project import run
+    from ..core.runfiles import RunDir
+
+    project = _project(names)
+    if project is None:
+        return None
+    where = RunDir(run_dir)
+    chosen = list(names) or list(project.names())
+    width = max(len(n) for n in chosen)
+    if not follow:
+        for index, name in enumerate(chosen):
+            for line in tail(where.log_file(name), lines):
+                render.say(render.service_line(name, width, line, index))
+        return 0
+    reader = run.LogLines(where, chosen, lines)
+    try:
+        while True:
+            for name, line in reader.within(3600.0):
+                render.say(render.service_line(name, width, line, chosen.index(name), clock=True))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reader.close()
+
+
+def forget(run_dir: Path, name: str) -> int:
+    """Drop what is remembered of the stopped instance NAME: its saved spec (for `restart`)
+    and the files a failed run of it left (a fatal or stale record)."""
+    from ..base.errors import PortctlError
+    from ..core.runfiles import RunDir
+    from ..core.status import LIVE_STATES, collect as instance_status
+
+    where = RunDir(run_dir)
+    rows = [row for row in instance_status(where) if row.record and row.record.spec.name == name]
+    live = [row for row in rows if row.state in LIVE_STATES]
+    if live:
+        raise PortctlError(*messages.forget_live(name, live[0].port))
+    for row in rows:
+        where.remove(row.port)
+    ports = set(where.forget_specs(name)) | {row.port for row in rows}
+    render.say(messages.forgotten(name, sorted(ports)))
     return 0
 
 
@@ -265,11 +505,17 @@ def free(run_dir: Path, port: int, host: str, grace: float) -> int:
     return 0
 
 
-def logs(run_dir: Path, name: Optional[str], port: Optional[int], lines: int, follow: bool) -> int:
+def logs(run_dir: Path, names: Sequence[str], port: Optional[int], lines: int, follow: bool) -> int:
     from ..core.logs import follow as follow_log, log_path, tail
     from ..core.runfiles import RunDir
 
-    path = log_path(RunDir(run_dir), name, port)
+    if port is None:
+        code = logs_project(run_dir, names, lines, follow)
+        if code is not None:
+            return code
+    if len(names) > 1:
+        raise BadInput(*messages.one_log_only())
+    path = log_path(RunDir(run_dir), names[0] if names else None, port)
     if not follow:
         for line in tail(path, lines):
             render.say(line)

@@ -150,3 +150,17 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     widths = [max(len(str(c)) for c in col) for col in zip(columns, *rows)]
     for row in (columns, *rows):
         say("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+_SERVICE_COLOURS = ("36", "33", "32", "35", "34", "91", "96", "93")
+
+
+def service_line(name: str, width: int, line: str, index: int, *, clock: bool = False) -> str:
+    """``HH:MM:SS name   | line`` (the clock when ``clock``) for a project's logs, the prefix
+    coloured on a terminal (a colour per service, by ``index``)."""
+    import time
+
+    prefix = (time.strftime("%H:%M:%S ") if clock else "") + f"{name.ljust(width)} |"
+    if fancy():
+        prefix = f"\x1b[{_SERVICE_COLOURS[index % len(_SERVICE_COLOURS)]}m{prefix}\x1b[0m"
+    return f"{prefix} {line}"

@@ -58,17 +58,17 @@ def reap_adopted(exclude: int) -> None:
             continue
 
 
-def graceful_group(leader: int) -> None:
-    """Ask the child's whole process group to stop (SIGTERM); gone already is fine."""
+def graceful_group(leader: int, signame: str = "TERM") -> None:
+    """Ask the child's whole process group to stop (SIG``signame``); gone already is fine."""
     try:
-        os.killpg(leader, signal.SIGTERM)
+        os.killpg(leader, getattr(signal, f"SIG{signame}"))
     except ProcessLookupError:
         pass
 
 
-def graceful_one(proc: psutil.Process) -> None:
+def graceful_one(proc: psutil.Process, signame: str = "TERM") -> None:
     """Ask one process to stop; psutil re-checks its identity before sending."""
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, f"SIG{signame}"))
 
 
 def request_stop(pid: int, run_dir: Path, port: int, token: str) -> None:

@@ -55,11 +55,11 @@ class Platform(Protocol):
     def can_bind(self, host: str, port: int) -> bool:
         """Whether a listener could bind (host, port) now."""
 
-    def graceful_group(self, leader: int) -> None:
-        """Ask the process group led by ``leader`` to stop."""
+    def graceful_group(self, leader: int, signame: str = "TERM") -> None:
+        """Ask the process group led by ``leader`` to stop (with SIG``signame`` where signals are)."""
 
-    def graceful_one(self, proc: psutil.Process) -> None:
-        """Ask one process to stop."""
+    def graceful_one(self, proc: psutil.Process, signame: str = "TERM") -> None:
+        """Ask one process to stop (with SIG``signame`` where signals are)."""
 
     def outside_group(self, leader: int, procs: list[psutil.Process]) -> list[psutil.Process]:
         """The ``procs`` a signal to ``leader``'s group would miss."""

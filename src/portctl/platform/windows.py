@@ -95,15 +95,16 @@ def reap_adopted(exclude: int) -> None:
     """Windows has no zombies to collect."""
 
 
-def graceful_group(leader: int) -> None:
-    """CTRL_BREAK_EVENT to the child's process group (the Ctrl+C a console would send)."""
+def graceful_group(leader: int, signame: str = "TERM") -> None:
+    """CTRL_BREAK_EVENT to the child's process group (the Ctrl+C a console would send), for
+    every ``signame``: a console has no other way to ask."""
     try:
         psutil.Process(leader).send_signal(signal.CTRL_BREAK_EVENT)
     except psutil.NoSuchProcess:
         pass
 
 
-def graceful_one(proc: psutil.Process) -> None:
+def graceful_one(proc: psutil.Process, signame: str = "TERM") -> None:
     """A process outside our group cannot get a console event: terminate it."""
     proc.terminate()
 

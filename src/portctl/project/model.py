@@ -11,11 +11,11 @@ from typing import Iterable, Mapping, NamedTuple, Optional
 from ..base import defaults
 from ..core.backoff import BackoffPolicy
 from ..base.errors import BadInput
-from ..core.spec import ServerSpec, resolve_executable
+from ..core.spec import CHILD_STOP_SIGNALS, ServerSpec, resolve_executable
 
 AUTO = 0  # Service.port when any free port will do ("auto")
 CONDITIONS = ("started", "ready", "healthy")  # depends_on conditions, as Compose's
-STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2")
+STOP_SIGNALS = CHILD_STOP_SIGNALS
 DEFAULT_HOST = defaults.HOST
 AUTO_FIRST_PORT = defaults.PORT  # where `start --port auto` begins too
 _PLACEHOLDER = re.compile(r"\{services\.([A-Za-z0-9_.-]+?)\.(port|url)\}")
@@ -91,6 +91,7 @@ class Service(NamedTuple):
             health=substitute(self.health, values), health_interval_s=self.health_interval_s,
             health_timeout_s=self.health_timeout_s, health_failures=self.health_failures,
             backoff=self.backoff, log_max_bytes=self.log_max_bytes, log_backups=self.log_backups,
+            stop_signal=self.stop_signal,
             cwd=str(self.cwd), env=None if env is None else tuple(sorted(env.items())))
 
 
