@@ -19,10 +19,10 @@ from portctl.core.spec import ServerSpec
 from support.apps import app
 from support.portctl import Portctl
 from support.ports import unused_port
+from support.users import needs_nobody, portctl_as_nobody
 
 pytestmark = pytest.mark.timeout(60)
 
-SRC = Path(portctl.__file__).resolve().parent.parent
 
 
 def one_clean_error(result) -> None:  # type: ignore[no-untyped-def]
@@ -132,22 +132,8 @@ def test_start_in_a_missing_or_file_run_dir_is_exit_2(portctl: Portctl, kind: st
     assert runner.run("status", "--port", "8000").returncode == 3
 
 
-needs_nobody = pytest.mark.skipif(
-    not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("runuser")),
-    reason="needs root and runuser to act as another user")
-
-
 def as_nobody(run_dir: Path, *args: str, spawn) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    """portctl as user nobody, with the system Python and this tree's code and packages."""
-    import subprocess
-    import sysconfig
-
-    python = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
-    path = f"{SRC}:{sysconfig.get_paths()['purelib']}"
-    proc = spawn(["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={path}", python, "-m", "portctl",
-                  "--run-dir", str(run_dir), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, out, err
+    return portctl_as_nobody(spawn, "--run-dir", str(run_dir), *args)
 
 
 @needs_nobody

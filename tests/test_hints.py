@@ -2,7 +2,6 @@
 the policy in force and copy-pasteable. CliRunner for the wiring, real processes elsewhere."""
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -14,16 +13,15 @@ from typing import Iterator
 import pytest
 from click.testing import CliRunner
 
-import portctl
 from portctl.base import messages as output
 from portctl.face.cli import cli
 from support.apps import APPS, app
 from support.portctl import Portctl
 from support.ports import free_ports, unused_port
+from support.users import needs_nobody, portctl_as_nobody, system_python
 from support.waits import accepts, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)
-SRC = Path(portctl.__file__).resolve().parent.parent
 
 
 def hint_command(stderr: str) -> list[str]:
@@ -117,20 +115,13 @@ def shared_run_dir() -> Iterator[Path]:
         shutil.rmtree(base)
 
 
-@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("runuser")),
-                    reason="needs root and runuser to act as another user")
+@needs_nobody
 def test_without_the_rights_the_hint_is_sudo_who(shared_run_dir: Path, listener, spawn) -> None:  # type: ignore[no-untyped-def]
-    import sysconfig
-
     port = unused_port()
     listener(port)  # root's
-    python = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
-    proc = spawn(["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={SRC}:{sysconfig.get_paths()['purelib']}",
-                  python, "-m", "portctl", "--run-dir", str(shared_run_dir), "start", "--port", str(port),
-                  "--", python, str(APPS / "listener.py"), "{port}"],
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 4, err
+    code, _, err = portctl_as_nobody(spawn, "--run-dir", str(shared_run_dir), "start", "--port", str(port),
+                                     "--", system_python(), str(APPS / "listener.py"), "{port}")
+    assert code == 4, err
     assert f"sudo portctl who {port}" in err
     assert "--force" not in err and "portctl free" not in err
 
