@@ -11,32 +11,10 @@ import portctl as lib
 from support.apps import app
 from portctl.core.events import read_events
 from support.portctl import Portctl, finish
+from support.ports import free_block
 from support.waits import accepts, wait_file, wait_port_accepting, wait_until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_block(size: int) -> int:
-    """The first port of ``size`` consecutive ports that are free right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size > 65535:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise AssertionError("no block of free ports")
 
 
 def serving_port(portctl: Portctl, name: str) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import stat
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from portctl.core.events import read_events
 
 from support.apps import APPS, app
 from support.portctl import Portctl, finish
-from support.ports import free_ports, unused_port
+from support.ports import free_block, free_ports, unused_port
 from support.processes import Popen
 from support.waits import accepts
 
@@ -77,25 +76,6 @@ def fake_venv(tmp_path: Path) -> tuple[Path, Path]:
 
 def venv_shell(bin_dir: Path, **extra: str) -> dict[str, str]:
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}", **extra}
-
-
-def free_block(size: int) -> int:
-    """The first of ``size`` consecutive ports free right now (none of them 8000)."""
-    for _ in range(200):
-        base = unused_port()
-        if base + size > 65535 or base <= 8000 < base + size:
-            continue
-        socks = [socket.socket() for _ in range(size)]
-        try:
-            for offset, sock in enumerate(socks):
-                sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise AssertionError("no block of free ports")
 
 
 # ----------------------------------------------------------------------------- 1. restart's promise
@@ -296,7 +276,7 @@ def test_concurrent_starts_with_one_name_have_one_winner(portctl: Portctl, stops
 @pytest.mark.parametrize("port_args", [[], ["--port", "auto"]], ids=["range alone", "auto and range"])
 def test_port_range_without_a_port_starts_inside_it(portctl: Portctl, stops: list[int],
                                                     port_args: list[str]) -> None:
-    base = free_block(4)
+    base = free_block(4, avoid={8000})
     stops.extend(range(base, base + 4))
     result = portctl.run("start", "-d", *port_args, "--port-range", f"{base}-{base + 3}", "--name", "front")
     assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ broken test can never leave a process running forever.
 """
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -18,6 +19,17 @@ def write_atomic(path: str, text: str) -> None:
     with open(tmp, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def accept_until(sock: "socket.socket", life_s: float) -> None:
+    """Accept and close connections on ``sock`` for ``life_s`` seconds, then return."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + life_s
+    while time.monotonic() < deadline:
+        try:
+            sock.accept()[0].close()
+        except (socket.timeout, InterruptedError):
+            pass
 
 
 def ignore_stop_signals() -> None:

@@ -14,10 +14,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_LIFE_S, sleep_out, write_atomic  # noqa: E402
+from _common import DEFAULT_LIFE_S, accept_until, sleep_out, write_atomic  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
@@ -58,11 +57,4 @@ if args.helper:
 write_atomic(args.pidfile, " ".join(map(str, pids)))
 if args.master_exits:
     os._exit(0)
-sock.settimeout(0.2)
-deadline = time.monotonic() + args.life
-while time.monotonic() < deadline:
-    try:
-        conn, _ = sock.accept()
-        conn.close()
-    except (socket.timeout, InterruptedError):
-        pass
+accept_until(sock, args.life)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Iterable
 
 import psutil
 
@@ -42,3 +43,25 @@ def ipv6_loopback_works() -> bool:
         return True
     except OSError:
         return False
+
+
+def free_block(size: int, avoid: Iterable[int] = ()) -> int:
+    """The first of ``size`` consecutive ports that are free right now, none of them in ``avoid``."""
+    avoid = set(avoid)
+    for _ in range(200):
+        base = unused_port()
+        if base + size > 65535 or avoid & set(range(base, base + size)):
+            continue
+        socks = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("no block of free ports")
