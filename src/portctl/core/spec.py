@@ -70,9 +70,9 @@ class ServerSpec(Frozen, kw_only=True):
     detached: bool = False
     restart: str = "no"  # no | on-failure | always
     health: str = ""  # "" = TCP accept; a path (/health) or a URL = HTTP 2xx
-    health_interval_s: float = 10.0
-    health_timeout_s: float = 1.0
-    health_failures: int = 3
+    health_interval_s: float = defaults.HEALTH_INTERVAL_S
+    health_timeout_s: float = defaults.HEALTH_TIMEOUT_S
+    health_failures: int = defaults.HEALTH_FAILURES
     backoff: BackoffPolicy = BackoffPolicy()
     log_max_bytes: int = defaults.LOG_MAX_BYTES
     log_backups: int = defaults.LOG_BACKUPS

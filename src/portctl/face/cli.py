@@ -167,9 +167,9 @@ def _run_dir() -> Path:
               help="Restart policy [default: no in the foreground, on-failure with -d].")
 @click.option("--health", default="", metavar="PATH|URL",
               help="Ready and alive means HTTP 2xx here (e.g. /health); default: TCP accept.")
-@click.option("--health-interval", type=Seconds("health_interval_s"), default=10.0, show_default=True)
-@click.option("--health-timeout", type=Seconds("health_timeout_s"), default=1.0, show_default=True)
-@click.option("--health-failures", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--health-interval", type=Seconds("health_interval_s"), default=defaults.HEALTH_INTERVAL_S, show_default=True)
+@click.option("--health-timeout", type=Seconds("health_timeout_s"), default=defaults.HEALTH_TIMEOUT_S, show_default=True)
+@click.option("--health-failures", type=click.IntRange(min=1), default=defaults.HEALTH_FAILURES, show_default=True,
               help="Consecutive failed probes that make the child unhealthy.")
 @click.option("--backoff-initial", type=Seconds("initial_s"), default=1.0, show_default=True)
 @click.option("--backoff-max", type=Seconds("max_s"), default=30.0, show_default=True)

@@ -46,9 +46,9 @@ class Service(NamedTuple):
     stop_signal: str = "TERM"
     depends_on: dict[str, str] = {}  # NAME -> started | ready | healthy
     sweep: tuple[str, ...] = ()  # Python regexes matched against command lines
-    health_interval_s: float = 10.0
-    health_timeout_s: float = 1.0
-    health_failures: int = 3
+    health_interval_s: float = defaults.HEALTH_INTERVAL_S
+    health_timeout_s: float = defaults.HEALTH_TIMEOUT_S
+    health_failures: int = defaults.HEALTH_FAILURES
     backoff: BackoffPolicy = BackoffPolicy()
     log_max_bytes: int = defaults.LOG_MAX_BYTES
     log_backups: int = defaults.LOG_BACKUPS
