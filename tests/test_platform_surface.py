@@ -77,7 +77,7 @@ def test_linux_binds_the_linux_refinements() -> None:
     assert _platform.platform is linux and linux.NAME == "linux"
     assert linux.describe.__module__ == "portctl.platform.linux_proc"
     assert linux.listeners is not posix.listeners
-    assert linux.reap_adopted is posix.reap_adopted  # one definition, shared
+    assert linux.reap_adopted is not posix.reap_adopted  # its children from /proc, not psutil's walk
 
 
 @linux_only
@@ -104,8 +104,8 @@ def test_platform_modules_load_nothing_of_the_core(module: str) -> None:
 @pytest.mark.posix_only
 def test_reap_adopted_collects_exited_children_but_the_excluded_one(
         spawn: Callable[..., Popen]) -> None:
-    """The one ``reap_adopted`` (``posix``'s, which ``linux`` re-exports): zombies among our
-    children are collected, the excluded pid (the Popen child the supervisor waits for) is not."""
+    """``reap_adopted`` (``posix``'s, or ``linux``'s, which lists the children from /proc): zombies
+    among our children are collected, the excluded pid (the Popen child the supervisor waits for) is not."""
     kept, other = (spawn([sys.executable, "-c", "pass"]) for _ in range(2))
 
     def zombie(pid: int) -> bool:

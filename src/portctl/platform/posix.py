@@ -48,8 +48,14 @@ def become_subreaper() -> None:
 
 def reap_adopted(exclude: int) -> None:
     """Collect exit statuses of adopted children other than ``exclude`` (our Popen child):
-    each of our children that has exited. Linux shares this one (a subreaper adopts there)."""
-    for pid in children(os.getpid()):
+    each of our children that has exited."""
+    reap(children(os.getpid()), exclude)
+
+
+def reap(pids: list[int], exclude: int) -> None:
+    """Collect the exit status of each of ``pids`` (our children) that has exited, but
+    ``exclude``'s; Linux shares this, with its children read from /proc."""
+    for pid in pids:
         if pid == exclude:
             continue
         try:
