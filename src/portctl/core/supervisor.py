@@ -78,6 +78,7 @@ class Supervisor:
         self._ready_deadline = self._backoff_until = 0.0
         self._poll_s = READY_POLL_FIRST_S
         self._tree_stopped = True  # nothing spawned yet
+        self._reap_due = True  # SIGCHLD came since the last reaping (Windows has none, nor zombies)
         self._health_failures = 0
         self._health_written_at = 0.0
         self._prober: Any = None  # health.Prober, only with --health
@@ -425,7 +426,7 @@ class Supervisor:
         previous = {sig: signal.signal(sig, record) for sig in platform.STOP_SIGNALS}
         child_signal = getattr(signal, "SIGCHLD", None)  # an adopted orphan exited: reap it
         if child_signal is not None:
-            previous[child_signal] = signal.signal(child_signal, lambda _signum, _frame: self._inbox.wake())
+            previous[child_signal] = signal.signal(child_signal, self._child_signal)
         try:
             yield
         finally:
@@ -433,6 +434,10 @@ class Supervisor:
                 self._prober.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _child_signal(self, _signum: int, _frame: object) -> None:
+        self._reap_due = True
+        self._inbox.wake()
 
     def _next_event(self) -> Event:
         """The next event: from the inbox, else the state's own clock (readiness checks while
@@ -449,8 +454,11 @@ class Supervisor:
             if due is not None:
                 return due
             # adopted orphans (we are a subreaper, or a container's PID 1) that exited are ours
-            # to reap, while the child runs too: never a pile of zombies
-            platform.reap_adopted(exclude=self._child.pid if self._child is not None else -1)
+            # to reap, while the child runs too: never a pile of zombies. Only after a SIGCHLD:
+            # not on each readiness check while a child starts.
+            if self._reap_due:
+                self._reap_due = False
+                platform.reap_adopted(exclude=self._child.pid if self._child is not None else -1)
             event = self._inbox.take(self._wait_s())
             if event is not None:
                 return event
