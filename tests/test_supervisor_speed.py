@@ -17,6 +17,7 @@ from support.portctl import Portctl, finish
 from support.ports import unused_port
 from support.processes import Popen
 from support.waits import wait_file, wait_until
+from portctl.core.runfiles import RunDir
 from portctl.platform import current as _platform
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
@@ -58,3 +59,40 @@ def test_reaping_adopted_children_does_not_walk_every_process(
     assert not psutil.pid_exists(child.pid)
     child.wait(timeout=10)  # reaped already: Popen takes ECHILD as exit 0
 
+
+
+# --------------------------------------------------------------------------- the run files on the way out
+
+def test_set_aside_hides_the_files_until_discarded(tmp_path: Path) -> None:
+    """A supervisor on its way out renames its pid file and record (cheap) while it holds the
+    lock, and deletes them (up to milliseconds on ext4) once a `stop` no longer waits for it."""
+    run_dir = RunDir(tmp_path)
+    run_dir.write_pid(8123, 4242)
+    run_dir.pid_file(8123).with_name(".server_8123.pid.gone").write_text("an older one\n")
+    (tmp_path / ".server_8123.json").write_text("{}\n")
+    aside = run_dir.set_aside(8123)
+    assert sorted(p.name for p in aside) == [".server_8123.json.gone", ".server_8123.pid.gone"]
+    assert not run_dir.pid_file(8123).exists() and not run_dir.record_file(8123).exists()
+    assert run_dir.ports() == [] and run_dir.read_pid(8123) is None
+    assert aside[0].read_text() == "4242\n"
+    run_dir.discard(aside)
+    run_dir.discard(aside)  # gone already (a later supervisor's discard): fine
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_set_aside_removes_at_once_what_it_cannot_rename(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path)
+    run_dir.write_pid(8123, 4242)
+    (tmp_path / ".server_8123.pid.gone").mkdir()  # planted in the way
+    assert run_dir.set_aside(8123) == []
+    assert not run_dir.pid_file(8123).exists()
+    assert [p.name for p in tmp_path.iterdir()] == [".server_8123.pid.gone"]
+
+
+def test_a_stopped_instance_leaves_nothing_aside(portctl: Portctl) -> None:
+    port = unused_port()
+    result = portctl.run("start", "-d", "--port", port, "--", *app("listener", "{port}", "--life", 60))
+    assert result.returncode == 0, result.stderr
+    assert portctl.run("stop", "--port", port).returncode == 0
+    assert portctl.nothing_left(port)
+    wait_until(lambda: not list(portctl.run_dir.glob("*.gone")), what="the set-aside files to be deleted")

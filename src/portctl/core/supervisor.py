@@ -147,10 +147,11 @@ class Supervisor:
             platform.become_subreaper()
             return self._serve()
         finally:
-            self._remove_own_files()
+            aside = self._remove_own_files()
             if name_lock is not None:  # released before the port's lock: a stop waits for that one
                 name_lock.release()
             lock.release()
+            self.run_dir.discard(aside)
 
     def _claim_name(self) -> PortLock:
         """Lock the instance's name for its life: names are unique among the live instances of
@@ -541,16 +542,17 @@ class Supervisor:
         assert self._record is not None
         self.run_dir.write_record(self._record)
 
-    def _remove_own_files(self) -> None:
+    def _remove_own_files(self) -> list[Path]:
         """We still hold the lock, so this port's files are ours. A fatal record stays, so
         `status` can say why; the next start or `clean` removes it. So does the record of a
-        tree we could not stop: `stop`, `start` and `clean` find its leftovers by its token."""
+        tree we could not stop: `stop`, `start` and `clean` find its leftovers by its token.
+        Returns what was set aside, to be deleted once the lock is released."""
         if self._record is None:
-            return
+            return []
         if self._record.state == "fatal" or not self._tree_stopped:
             self.run_dir.pid_file(self.spec.port).unlink(missing_ok=True)
-        else:
-            self.run_dir.remove(self.spec.port)
+            return []
+        return self.run_dir.set_aside(self.spec.port)
 
     def _open_log(self) -> None:
         if self.spec.detached:
