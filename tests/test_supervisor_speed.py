@@ -22,6 +22,7 @@ from support.ports import unused_port
 from support.processes import Popen, is_gone
 from support.waits import wait_file, wait_until
 from portctl.core import stopping
+from portctl.core.events import read_events
 from portctl.core.identity import ProcRef
 from portctl.core.runfiles import Record, RunDir
 from portctl.core.spec import ServerSpec
@@ -66,6 +67,34 @@ def test_reaping_adopted_children_does_not_walk_every_process(
     assert not psutil.pid_exists(child.pid)
     child.wait(timeout=10)  # reaped already: Popen takes ECHILD as exit 0
 
+
+
+# --------------------------------------------------------------------------- a crash's restart
+
+def test_a_crash_restart_tells_its_events_in_order_each_with_its_child(portctl: Portctl) -> None:
+    """The events of a crash (exited, restarting) are written once the new child has forked,
+    off the path from the crash to serving again; each still names the child it is about."""
+    port = unused_port()
+    result = portctl.run("start", "-d", "--port", port, "--restart", "on-failure", "--",
+                         *app("listener", "{port}", "--life", 60))
+    assert result.returncode == 0, result.stderr
+    first = portctl.record(port)
+    os.kill(first["child"]["pid"], signal.SIGKILL)
+
+    def restarted() -> int:
+        record = portctl.record(port)
+        child = int((record.get("child") or {}).get("pid", 0))
+        return child if record.get("state") == "running" and child != first["child"]["pid"] else 0
+
+    child = wait_until(restarted, what="the restarted child serving")
+    after = [(e["event"], e.get("child_pid"), e.get("code")) for e in read_events(portctl.run_dir)]
+    after = after[[kind for kind, _, _ in after].index("exited"):]
+    assert after[:3] == [("exited", first["child"]["pid"], 137), ("restarting", None, None),
+                         ("started", child, None)]
+    assert after[3][:2] == ("ready", child)
+    log = Path(first["log"]).read_text()
+    assert log.index("exited code=137") < log.index("restarting") < log.rindex("started")
+    assert portctl.run("stop", "--port", port).returncode == 0
 
 
 # --------------------------------------------------------------------------- the run files on the way out

@@ -79,6 +79,7 @@ class Supervisor:
         self._poll_s = READY_POLL_FIRST_S
         self._tree_stopped = True  # nothing spawned yet
         self._reap_due = True  # SIGCHLD came since the last reaping (Windows has none, nor zombies)
+        self._deferred: Optional[list[tuple[str, dict[str, Any]]]] = None  # events of a crash, until the fork
         self._health_failures = 0
         self._health_written_at = 0.0
         self._prober: Any = None  # health.Prober, only with --health
@@ -208,15 +209,19 @@ class Supervisor:
     def _dispatch(self, event: Event) -> Optional[int]:
         """Carry out the decision for ``event``; an action may answer with a follow-up event
         (a restart verdict), decided at once. The record is written once, at the end, so a
-        restart forks before it touches the record."""
+        restart forks before it touches the record; so are the events of a crash (exited,
+        restarting), when a restart follows at once."""
         pending: Optional[Event] = event
         while pending is not None:
             decision = decide(self._state, pending, self._facts(pending))
+            if isinstance(pending, ChildExited) and any(isinstance(a, PlanRestart) for a in decision.actions):
+                self._deferred = []
             self._state, pending = decision.state, None
             if decision.reason is not None:
                 self._change(state=decision.state.value, reason=decision.reason)
             for action in decision.actions:
                 pending = self._do(action) or pending
+        self._write_deferred()
         self._flush()
         return self._exit
 
@@ -236,6 +241,7 @@ class Supervisor:
         if isinstance(action, Spawn):
             self._spawn()
         elif isinstance(action, StopChild):
+            self._write_deferred()  # not held for a grace period
             self._stop_child()
         elif isinstance(action, Stopping):
             self.notify(messages.stopping(self.spec.port, action.reason))
@@ -278,6 +284,8 @@ class Supervisor:
             child = platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
         except OSError as exc:
             raise PortctlError.spawn_failed(self.spec.argv(), exc.strerror or str(exc))
+        finally:
+            self._write_deferred()
         now = time.monotonic()
         self._child, self._child_began, self._health_failures = child, now, 0
         self._ready_deadline, self._poll_s = now + self.spec.ready_timeout_s, READY_POLL_FIRST_S
@@ -403,6 +411,7 @@ class Supervisor:
         if self._record is None or self._final_sent:
             return
         self._final_sent = True
+        self._write_deferred()
         self._event(kind, reason=reason)
 
     def _stop_child(self) -> None:
@@ -507,7 +516,11 @@ class Supervisor:
     def _event(self, kind: str, **fields: Any) -> None:
         """Emit an event (and its line in the log); a failing write (full disk) is dropped:
         telling must never stop supervising."""
-        child = self._child.pid if self._child is not None else None
+        if self._deferred is not None:  # a crash's, written once the restart has forked
+            fields.setdefault("child_pid", self._child.pid if self._child is not None else None)
+            self._deferred.append((kind, fields))
+            return
+        child = fields.pop("child_pid", self._child.pid if self._child is not None else None)
         try:
             self._events.emit(kind, name=self.spec.name, port=self.spec.port, pid=os.getpid(),
                               child_pid=child, **fields)
@@ -516,6 +529,11 @@ class Supervisor:
         if self._log is not None:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
             self._log.lifecycle(f"{kind} {details}".strip())
+
+    def _write_deferred(self) -> None:
+        deferred, self._deferred = self._deferred or [], None
+        for kind, fields in deferred:
+            self._event(kind, **fields)
 
     # ------------------------------------------------------------ run files and logs
     def _change(self, **changes: Any) -> None:
