@@ -66,8 +66,8 @@ def test_a_forgotten_double_dash_says_where_the_command_goes() -> None:
     assert "Invalid value for '--port'" not in result.output
     assert "put the server command after `--`: portctl start --port 8001 -- uvicorn app.main:app --port '{port}'" \
         in result.output
-    plain = CliRunner().invoke(cli, ["start", "--port", "abc"])  # no command: click's own words
-    assert plain.exit_code == 2 and "Invalid value for '--port'" in plain.output
+    plain = CliRunner().invoke(cli, ["start", "--port", "abc"])  # no command: the port is wrong
+    assert plain.exit_code == 2 and "invalid port 'abc'" in plain.output
 
 
 # ----------------------------------------------------------------------------- port in use

@@ -539,3 +539,52 @@ def forgotten(name: str, ports: Sequence[int]) -> str:
     if not ports:
         return f"nothing remembered of {name}"
     return f"forgot {name} (saved for port {', '.join(map(str, ports))})"
+
+
+# ---------------------------------------------------------------- usage errors (the CLI's parse)
+# Each is (what, hint): `portctl: error: WHAT (HINT)`, exit 2. ``help_line`` is the command
+# that shows the help of the command being parsed (`portctl start --help`).
+
+def usage_no_such_option(option: str, close: Sequence[str], help_line: str) -> Msg:
+    return f"no such option {option}", _did_you_mean(close, help_line)
+
+
+def usage_no_such_command(name: str, close: Sequence[str], help_line: str) -> Msg:
+    return f"no such command {name!r}", _did_you_mean(close, help_line)
+
+
+def _did_you_mean(close: Sequence[str], help_line: str) -> str:
+    if not close:
+        return f"see {help_line}"
+    return f"did you mean {close[0]}? see {help_line}"
+
+
+def usage_missing(what: str, help_line: str) -> Msg:
+    """``what``: `argument PORT`, `option --name`, `command`."""
+    return f"missing {what}", f"see {help_line}"
+
+
+def usage_needs_value(option: str, help_line: str) -> Msg:
+    return f"option {option} needs a value", f"see {help_line}"
+
+
+def usage_takes_no_value(option: str, help_line: str) -> Msg:
+    return f"option {option} takes no value", f"see {help_line}"
+
+
+def usage_extra_arguments(words: Sequence[str], help_line: str) -> Msg:
+    import shlex
+
+    return f"unexpected argument{'s' if len(words) > 1 else ''} {shlex.join(words)}", f"see {help_line}"
+
+
+def usage_bad_port(value: object, auto: bool) -> Msg:
+    return f"invalid port {value!r}", "a number 1–65535" + (", or auto" if auto else "")
+
+
+def usage_bad_value(what: str, problem: str, help_line: str) -> Msg:
+    return f"invalid {what}: {problem}", f"see {help_line}"
+
+
+def usage_other(text: str, help_line: str) -> Msg:
+    return text, f"see {help_line}"

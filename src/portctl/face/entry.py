@@ -32,7 +32,11 @@ SHAPES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("port", NAME), "port_of"),
     (("url", NAME), "url"),
 )
+# The short forms cli declares for the options of SHAPES (`-p 8001` is `--port 8001`)
+ALIASES = {"-p": "--port"}
 _KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json"}  # else the option's name
+# Set by the shell for completion (click derives it from the program's name): click answers
+COMPLETE_VAR = "_PORTCTL_COMPLETE"
 
 
 def main() -> None:
@@ -63,6 +67,8 @@ def _leave(code: int) -> None:
 def _fast(argv: list[str]) -> Optional[int]:
     """Run ``argv`` when it has one of the SHAPES (or is ``--version``): its exit code; None
     to let click handle these arguments."""
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions: only click knows them
+        return None
     run_dir = os.environ.get("PORTCTL_RUN_DIR") or ""  # "": found from the current directory
     if len(argv) >= 2 and argv[0] == "--run-dir":
         run_dir, argv = argv[1], argv[2:]
@@ -106,6 +112,7 @@ def _match(slots: tuple[str, ...], words: list[str]) -> Optional[Values]:
     taken = 0
     given = iter(words)
     for word in given:
+        word = ALIASES.get(word, word)
         if word in options:
             kind = options[word]
             value = True if kind is None else _value(kind, next(given, None))
