@@ -149,7 +149,7 @@ def test_the_fast_path_takes_p_as_click_does() -> None:
 
 # ----------------------------------------------------------------------------- usage errors: one line
 
-@pytest.mark.parametrize("args, line", [
+ONE_LINERS = [
     (["start", "--prot", "8001"], "no such option --prot (did you mean --port? see portctl start --help)"),
     (["start", "--port", "abc"], "invalid port 'abc' (a number 1–65535, or auto)"),
     (["start", "--port", "70000"], "invalid port '70000' (a number 1–65535, or auto)"),
@@ -165,7 +165,10 @@ def test_the_fast_path_takes_p_as_click_does() -> None:
     (["-v", "who", "abc"], "invalid port 'abc' (a number 1–65535)"),
     (["-v"], "missing command (see portctl --help)"),
     (["clean", "api"], "NAME, --anywhere and --force go with --sweep (see portctl clean --help)"),
-], ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+]
+
+
+@pytest.mark.parametrize("args, line", ONE_LINERS, ids=[" ".join(args) for args, _ in ONE_LINERS])
 def test_a_usage_error_is_one_line_in_portctls_words(args: list[str], line: str) -> None:
     result = invoke(*args)
     assert result.exit_code == 2, result.output
@@ -173,12 +176,16 @@ def test_a_usage_error_is_one_line_in_portctls_words(args: list[str], line: str)
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("args, words", [
+BAD_VALUES = [
     (["start", "--restart", "sometimes"], ["invalid --restart", "'sometimes'", "on-failure", "portctl start --help"]),
     (["start", "--grace", "nan"], ["invalid --grace", "'nan'", "portctl start --help"]),
+    (["logs", "-n", "abc"], ["invalid --lines: 'abc' is not a whole number", "portctl logs --help"]),
     (["export", "nowhere"], ["invalid TARGET", "'nowhere'", "kubernetes"]),
     (["stat"], ["no such command 'stat'", "see portctl --help"]),
-], ids=lambda a: " ".join(a) if isinstance(a, list) and a and a[0] != "invalid" else "")
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_VALUES, ids=[" ".join(args) for args, _ in BAD_VALUES])
 def test_bad_values_and_choices_are_one_line_too(args: list[str], words: list[str]) -> None:
     result = invoke(*args)
     assert result.exit_code == 2
@@ -302,6 +309,7 @@ def test_the_readme_lines_give_each_shell_its_script(shell: str, tmp_path: Path,
     assert f"{entry.COMPLETE_VAR}={shell}_complete" in result.stdout
 
 
+@pytest.mark.posix_only
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completes_through_the_readme_line(project: tuple[Path, list[int]], tmp_path: Path,
                                                 spawn: Callable[..., Popen]) -> None:

@@ -31,23 +31,25 @@ class _UsageLine(click.UsageError):
         render.error(self.message, self.hint)
 
 
-class _Port(click.IntRange):
-    """1-65535 in ASCII digits (Python's int() would take "٣" for 3). Shown as PORT; a bad
-    one is an invalid port, in one line (with "or auto" where ``auto`` is taken)."""
+class _Port(click.ParamType):
+    """1-65535 in ASCII digits (Python's int() would take "٣" for 3), read as click reads an
+    integer. Shown as PORT (its help needs no `[1<=x<=65535]`); a bad one is an invalid port,
+    in one line (with "or auto" where ``auto`` is taken)."""
 
     name = "port"
+    _RANGE = click.IntRange(1, 65535)
 
-    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
         if not (isinstance(value, str) and not value.isascii()):
             try:
-                return super().convert(value, param, ctx)
+                return int(self._RANGE.convert(value, param, ctx))
             except click.BadParameter:
                 pass
         auto = param is not None and isinstance(param.type, PortOrAuto)
         raise _UsageLine(*messages.usage_bad_port(value, auto), ctx)
 
 
-PORT = _Port(1, 65535)
+PORT = _Port()
 
 
 class Seconds(click.ParamType):
@@ -174,7 +176,8 @@ def _usage_words(exc: click.UsageError) -> tuple[str, str]:
     if isinstance(exc, click.MissingParameter) and exc.param is not None:
         return messages.usage_missing(f"{exc.param.param_type_name} {_param_words(exc.param)}", help_line)
     if isinstance(exc, click.BadParameter) and exc.param is not None:
-        return messages.usage_bad_value(_param_words(exc.param), _sentence(exc.message), help_line)
+        problem = _sentence(exc.message).replace("not a valid integer range", "not a whole number")
+        return messages.usage_bad_value(_param_words(exc.param), problem, help_line)
     extra = re.match(r"Got unexpected extra arguments? \((.*)\)\Z", exc.message)
     if extra:
         return messages.usage_extra_arguments(extra.group(1).split(" "), help_line)
@@ -301,7 +304,7 @@ def _run_dir() -> Path:
               help="Port number, or `auto` for any free port.")
 @click.option("--port-range", type=PortRange(), default=None,
               help="Fall back to the first free port in LOW-HIGH, then to any free port.")
-@click.option("--host", default=defaults.HOST, show_default=True,
+@click.option("--host", default=defaults.HOST, show_default=True, metavar="HOST",
               help="The address the child listens on ({host} in CMD, HOST in its environment); "
               "0.0.0.0 for every interface.")
 @click.option("--force", is_flag=True, help="Free the port from whatever holds it (policy applies).")
@@ -309,7 +312,7 @@ def _run_dir() -> Path:
 @click.option("--ready-timeout", type=Seconds("ready_timeout_s"), default=defaults.READY_TIMEOUT_S,
               show_default=True, help="Seconds to wait for the child to accept connections (and pass "
               "--health), else exit 7.")
-@click.option("--name", default="", help="Instance name: 1-64 of A-Z a-z 0-9 . _ -, no leading . "
+@click.option("--name", default="", metavar="NAME", help="Instance name: 1-64 of A-Z a-z 0-9 . _ -, no leading . "
               "(default: derived from the command).")
 @click.option("--cwd", type=click.Path(exists=True, file_okay=False, resolve_path=True), default=None,
               help="The child's working directory [default: where start runs].")
@@ -323,6 +326,7 @@ def _run_dir() -> Path:
 @click.option("--health-timeout", type=Seconds("health_timeout_s"), default=defaults.HEALTH_TIMEOUT_S,
               show_default=True, help="Seconds one health probe may take.")
 @click.option("--health-failures", type=click.IntRange(min=1), default=defaults.HEALTH_FAILURES, show_default=True,
+              metavar="N",
               help="Consecutive failed probes that make the child unhealthy.")
 @click.option("--backoff-initial", type=Seconds("initial_s"), default=1.0, show_default=True,
               help="Seconds before a second restart in a row (the first is at once), doubling after.")
@@ -330,13 +334,14 @@ def _run_dir() -> Path:
               help="The longest wait between restarts, in seconds.")
 @click.option("--backoff-reset", type=Seconds("reset_after_s"), default=30.0, show_default=True,
               help="Healthy uptime after which the backoff starts over.")
-@click.option("--max-restarts", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--max-restarts", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
               help="Restarts allowed within --restart-window before the instance is fatal.")
 @click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True,
               help="Seconds over which --max-restarts counts.")
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=defaults.LOG_MAX_BYTES, show_default=True,
+              metavar="BYTES",
               help="Rotate a detached instance's log before it passes this size.")
-@click.option("--log-backups", type=click.IntRange(min=1), default=defaults.LOG_BACKUPS, show_default=True,
+@click.option("--log-backups", type=click.IntRange(min=1), default=defaults.LOG_BACKUPS, show_default=True, metavar="N",
               help="Rotated logs to keep (NAME.log.1 is the newest).")
 @click.option("--keep-going", is_flag=True, help="In a project: leave the services that started "
               "running when another fails.")
@@ -472,7 +477,7 @@ def who(port: int, as_json: bool) -> None:
 
 @cli.command(short_help="Stop whatever holds PORT, subject to the policy.")
 @click.argument("port", type=PORT, shell_complete=_complete_ports)
-@click.option("--host", default=defaults.HOST, show_default=True,
+@click.option("--host", default=defaults.HOST, show_default=True, metavar="HOST",
               help="The address on which the port must be free afterwards.")
 @click.option("--grace", type=SECONDS, default=defaults.GRACE_S, show_default=True,
               help="Seconds between TERM and KILL.")
@@ -485,7 +490,7 @@ def free(port: int, host: str, grace: float) -> None:
 @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=_complete_names)
 @click.option("-p", "--port", type=PORT, default=None, shell_complete=_complete_ports,
               help="The instance on this port instead of NAME.")
-@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
               help="Lines of the log to print first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
 def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) -> None:
@@ -504,7 +509,7 @@ def forget(name: str) -> None:
 
 @cli.command(short_help="Print the lifecycle events of the run dir's instances.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
-@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
               help="Events to print first.")
 def events(follow: bool, lines: int) -> None:
     """Lifecycle events of the run dir's instances, as JSON lines."""
@@ -533,7 +538,8 @@ def url(name: str) -> None:
 @cli.command(name="find-port", short_help="Print a free port (preferred, in a range, or any).")
 @click.option("--preferred", type=PORT, default=None, help="Try this port first.")
 @click.option("--range", "port_range", type=PortRange(), default=None, help="Then LOW-HIGH in order.")
-@click.option("--host", default=defaults.HOST, show_default=True, help="The address the port must be free on.")
+@click.option("--host", default=defaults.HOST, show_default=True, metavar="HOST",
+              help="The address the port must be free on.")
 def find_port(preferred: Optional[int], port_range: Optional[tuple[int, int]], host: str) -> None:
     """Print a free port: the preferred one, else the first free in the range, else any."""
     raise SystemExit(commands.find_port(preferred, port_range, host))
