@@ -147,8 +147,11 @@ def test_crash_is_restarted_and_serves_again(portctl: Portctl) -> None:
                and record(portctl, port)["state"] == "running", what="the restart")
     assert record(portctl, port)["last_exit"]["code"] == 128 + signal.SIGKILL
     header, row = portctl.run("status").stdout.splitlines()[:2]  # plain text: not a terminal
-    assert header.split()[6:9] == ["RESTARTS", "LAST", "EXIT"]
-    assert row.split()[2] == "running" and row.split()[6:9] == ["1", str(128 + signal.SIGKILL), "at"]
+    assert header.split()[2:6] == ["STATE", "PID", "UPTIME", "RESTARTS"]
+    assert row.split()[2] == "running" and row.split()[5] == "1"
+    header, row = portctl.run("status", "--wide").stdout.splitlines()[:2]
+    assert header.split()[8:11] == ["RESTARTS", "LAST", "EXIT"]
+    assert row.split()[8:11] == ["1", str(128 + signal.SIGKILL), "(SIGKILL)"]
     stop(portctl, port)
 
 
