@@ -207,7 +207,7 @@ def test_events_command_prints_json_lines(portctl: Portctl) -> None:
     port = unused_port()
     start_detached(portctl, port)
     stop(portctl, port)
-    lines = portctl.run("events", "-n", "10").stdout.splitlines()
+    lines = portctl.run("events", "--json", "-n", "10").stdout.splitlines()
     assert [json.loads(line)["event"] for line in lines][-2:] == ["stopping", "stopped"]
 
 

@@ -149,9 +149,13 @@ def cells(row: dict[str, Any], *, wide: bool) -> list[str]:
 
 def table(rows: Sequence[dict[str, Any]], width: int, *, wide: bool = False) -> list[list[str]]:
     """The header and a line of cells per row, every cell padded to its column's width: at
-    most ``width`` characters a line (the command cut to fit, or left out when fewer than
-    MIN_COMMAND characters remain; names are never cut); ``wide``: every column, nothing cut."""
+    most ``width`` characters a line (HEALTH only when some instance has a health result; the
+    command cut to fit, or left out when fewer than MIN_COMMAND characters remain; names are
+    never cut); ``wide``: every column, nothing cut."""
     grid = [list(WIDE_COLUMNS if wide else COLUMNS)] + [cells(r, wide=wide) for r in rows]
+    health = COLUMNS.index("HEALTH")
+    if not wide and all(line[health] == "-" for line in grid[1:]):  # no health checks: no column
+        grid = [line[:health] + line[health + 1:] for line in grid]
     widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
     if not wide:
         room = width - sum(widths[:-1]) - len(GAP) * (len(widths) - 1)
