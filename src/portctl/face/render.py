@@ -27,11 +27,9 @@ def status_table(rows: Sequence[dict[str, Any]], *, wide: bool = False) -> None:
     """``status``: the table (``statusview.table``) fitted to the terminal (80 columns when
     piped, or COLUMNS), then a line for each row in trouble with its reason and the command
     that helps. On a terminal the states are coloured; else plain, byte-stable text."""
-    import shutil
-
     from . import statusview as view
 
-    width = shutil.get_terminal_size((80, 24)).columns
+    width = _width()
     grid = view.table(rows, width, wide=wide)
     names = view.targets(rows)
     notes = []
@@ -68,6 +66,18 @@ def status_table(rows: Sequence[dict[str, Any]], *, wide: bool = False) -> None:
 _STYLES = {"ok": "green", "warn": "yellow", "error": "red", "off": "dim"}
 
 
+def _width() -> int:
+    """The width to fit: COLUMNS, else the terminal's, else 80 (piped; as shutil, without its import)."""
+    try:
+        return max(1, int(os.environ["COLUMNS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
 def event(data: dict[str, Any]) -> None:
     """One lifecycle event as a line (``statusview.event_line``): on a terminal its kind
     coloured by severity and the line cut to the terminal's width."""
@@ -77,11 +87,9 @@ def event(data: dict[str, Any]) -> None:
     if not fancy():
         say(line)
         return
-    import shutil
-
     from rich.text import Text
 
-    text = Text(view.cut(line, shutil.get_terminal_size((80, 24)).columns))
+    text = Text(view.cut(line, _width()))
     kind = str(data.get("event"))
     start = line.find(f"  {kind}") + 2
     text.stylize(_STYLES.get(view.event_severity(kind), ""), start, start + len(kind))
