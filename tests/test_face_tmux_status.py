@@ -1,5 +1,6 @@
 """`portctl status` in a real 80x24 terminal (tmux): every instance on one unwrapped line, the
-states coloured (green running, red fatal), and with NO_COLOR no colour at all (issue 11).
+states coloured (green running, red fatal), and with NO_COLOR or TERM=dumb no colour at all
+(issue 11).
 
 The tmux driver here is minimal on purpose (the lead unifies it with tests/support/terminal.py):
 a server of our own on a unique socket, no user config, a pane that stays after its command
@@ -132,10 +133,11 @@ def test_status_in_an_80_column_terminal(portctl: Portctl, pane: Pane) -> None:
         portctl.run("clean")
 
 
-def test_no_color_in_a_terminal_is_plain(portctl: Portctl, pane: Pane) -> None:
+@pytest.mark.parametrize("setting", ["NO_COLOR=1", "TERM=dumb"])
+def test_no_color_or_a_dumb_terminal_is_plain(portctl: Portctl, pane: Pane, setting: str) -> None:
     port = started(portctl, "api", "--", *app("listener", "{port}", "--exit-after", "120"))
     try:
-        assert pane.run(portctl.argv("status"), NO_COLOR="1") == 0
+        assert pane.run(["env", setting, *portctl.argv("status")]) == 0
         lines = pane.screen(colours=True)
         assert "\x1b" not in "\n".join(lines) and row_of(lines, "api") is not None
     finally:
