@@ -148,11 +148,12 @@ def test_an_instance_named_twice_is_helped_by_port() -> None:
 def test_event_lines_say_time_name_event_and_details() -> None:
     today = datetime(2026, 11, 23, 14, 2, 5, tzinfo=timezone.utc).astimezone()
     at = today.isoformat()
-    line = view.event_line({"time": at, "event": "exited", "name": "api", "port": 8001, "code": 137}, today.date())
+    line = view.event_line(view.event_columns({"time": at, "event": "exited", "name": "api", "port": 8001, "code": 137},
+                                              today.date()))
     assert line == f"{today:%H:%M:%S}  api           exited         code 137 (SIGKILL)"
-    yesterday = today.date() + timedelta(days=1)
-    line = view.event_line({"time": at, "event": "restarting", "port": 8001, "reason": "exited with code 1",
-                            "delay_s": 0.5, "restarts": 2}, yesterday)
+    another_day = today.date() + timedelta(days=1)
+    line = view.event_line(view.event_columns({"time": at, "event": "restarting", "port": 8001, "delay_s": 0.5,
+                                               "reason": "exited with code 1", "restarts": 2}, another_day))
     assert line == f"{today:%Y-%m-%d %H:%M:%S}  :8001         restarting     in 0.5 s (restart 2): exited with code 1"
     assert view.event_detail({"event": "ready", "elapsed_ms": 1234.0}) == "in 1.2 s"
     assert view.event_detail({"event": "ready", "elapsed_ms": 35.3}) == "in 35 ms"

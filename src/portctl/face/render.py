@@ -5,6 +5,7 @@ callable or ``logging.getLogger("portctl")``, with the words from ``messages``. 
 imported only when a table is drawn on a terminal."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -41,8 +42,10 @@ def status_table(rows: Sequence[dict[str, Any]], *, wide: bool = False) -> None:
     if not fancy():
         for line in grid:
             say(view.GAP.join(line).rstrip())
-        for line_text in [""] * bool(notes) + [note for _, note in notes]:  # a blank line first
-            say(line_text)
+        if notes:
+            say("")
+        for _, note in notes:
+            say(note)
         return
     from rich.text import Text
 
@@ -83,29 +86,26 @@ def event(data: dict[str, Any]) -> None:
     coloured by severity and the line cut to the terminal's width."""
     from . import statusview as view
 
-    line = view.event_line(data)
+    columns = view.event_columns(data)
+    line = view.event_line(columns)
     if not fancy():
         say(line)
         return
     from rich.text import Text
 
     text = Text(view.cut(line, _width()))
+    start = len(view.GAP.join(columns[:2]) + view.GAP)
     kind = str(data.get("event"))
-    start = line.find(f"  {kind}") + 2
     text.stylize(_STYLES.get(view.event_severity(kind), ""), start, start + len(kind))
     _console().print(text)
 
 
+@functools.lru_cache(maxsize=None)
 def _console() -> Any:
     """The one rich console of this process (stdout, no highlighting, no wrapping)."""
-    if not _CONSOLE:
-        from rich.console import Console
+    from rich.console import Console
 
-        _CONSOLE.append(Console(highlight=False, soft_wrap=True))
-    return _CONSOLE[0]
-
-
-_CONSOLE: list[Any] = []
+    return Console(highlight=False, soft_wrap=True)
 
 
 def who_report(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> None:

@@ -242,10 +242,13 @@ def event_detail(event: dict[str, Any]) -> str:
     return "; ".join([reason] * bool(reason) + [f"{k}={v}" for k, v in extra.items()])
 
 
-def event_line(event: dict[str, Any], today: Optional[date] = None) -> str:
-    """``14:02:05  api           exited         code 3``: local time (with the date when not
-    today), the name (``:PORT`` without one), the event and what it says."""
+def event_columns(event: dict[str, Any], today: Optional[date] = None) -> list[str]:
+    """The local time (with the date when not ``today``), the name (``:PORT`` without one)
+    padded to 12, the event padded to 13, and what it says."""
     who = str(event.get("name") or f":{event.get('port')}")
-    kind = str(event.get("event"))
-    line = f"{clock(event.get('time'), today)}  {who:<12}  {kind:<13}  {event_detail(event)}"
-    return line.rstrip()
+    return [clock(event.get("time"), today), f"{who:<12}", f"{event.get('event')!s:<13}", event_detail(event)]
+
+
+def event_line(columns: Sequence[str]) -> str:
+    """``14:02:05  api           exited         code 3``."""
+    return GAP.join(columns).rstrip()
