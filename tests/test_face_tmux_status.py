@@ -142,3 +142,13 @@ def test_no_color_or_a_dumb_terminal_is_plain(portctl: Portctl, pane: Pane, sett
         assert "\x1b" not in "\n".join(lines) and row_of(lines, "api") is not None
     finally:
         portctl.run("stop", "--port", port)
+
+
+def test_wide_in_a_terminal_colours_the_state_column(portctl: Portctl, pane: Pane) -> None:
+    port = started(portctl, "api", "--", *app("listener", "{port}", "--exit-after", "120"))
+    try:
+        assert pane.run(portctl.argv("status", "--wide")) == 0
+        coloured = "\n".join(pane.screen(colours=True))
+        assert re.search(rf"{port}  127\.0\.0\.1  \x1b\[32mrunning\x1b", coloured), coloured
+    finally:
+        portctl.run("stop", "--port", port)

@@ -51,10 +51,11 @@ def status_table(rows: Sequence[dict[str, Any]], *, wide: bool = False) -> None:
 
     console = _console()
     console.print(Text(view.GAP.join(grid[0]).rstrip(), style="bold"))
+    state_at = [cell.strip() for cell in grid[0]].index("STATE")
     for row, line in zip(rows, grid[1:]):
         style = _STYLES.get(view.severity(row["state"]), "")
         shown = Text(view.GAP.join(line).rstrip(), style="dim" if style == "dim" else "")
-        start = sum(len(cell) + len(view.GAP) for cell in line[:view.STATE_COLUMN])
+        start = sum(len(cell) + len(view.GAP) for cell in line[:state_at])
         shown.stylize(style, start, start + len(row["state"]))
         console.print(shown)
     if notes:

@@ -17,13 +17,12 @@ MIN_COMMAND = 12  # a narrower COMMAND column is left out (see --wide)
 COLUMNS = ("NAME", "PORT", "STATE", "PID", "UPTIME", "RESTARTS", "HEALTH", "COMMAND")
 WIDE_COLUMNS = ("NAME", "PORT", "HOST", "STATE", "PID", "CHILD", "STARTED", "UPTIME", "RESTARTS",
                 "LAST EXIT", "HEALTH", "COMMAND")
-STATE_COLUMN = 2  # where the state is, in both layouts
 _SEVERITY = {"running": "ok", "starting": "warn", "backoff": "warn", "unhealthy": "warn", "stopping": "warn",
              "fatal": "error", "stale": "error", "stopped": "off"}
 
 
 def severity(state: str) -> str:
-    """``ok``, ``warn``, ``error`` or ``off``: how a state (or an event) is coloured."""
+    """``ok``, ``warn``, ``error`` or ``off``: how a state is coloured."""
     return _SEVERITY.get(state, "")
 
 
