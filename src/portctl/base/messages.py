@@ -461,8 +461,17 @@ def stop_own_hint(holders: Sequence[dict[str, Any]], run_dir: str = "") -> str:
     return ""
 
 
-def fatal_hint(port: int) -> str:
-    return f"the instance on port {port} is fatal: start it again with `portctl restart --port {port}`"
+def no_instances(run_dir: object) -> str:
+    return f"no instances in {run_dir}"
+
+
+def supervisor_dead(pid: Optional[int]) -> str:
+    """Why a row of `status` is stale."""
+    return f"supervisor {pid} is gone; its files are left" if pid else "supervisor gone; its files are left"
+
+
+def restarting_after(reason: str) -> str:
+    return f"restarting after: {reason}"
 
 
 def short_command(cmdline: Sequence[str], limit: int = 80) -> str:

@@ -446,9 +446,10 @@ restart.params.extend(_restart_options())
 @click.option("-p", "--port", type=PORT, default=None, shell_complete=_complete_ports,
               help="Only this port (exit 3 if not running).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def status(names: tuple[str, ...], port: Optional[int], as_json: bool) -> None:
+@click.option("--wide", is_flag=True, help="Every column (host, child pid, start time, last exit), nothing cut.")
+def status(names: tuple[str, ...], port: Optional[int], as_json: bool, wide: bool) -> None:
     """Every instance known in the run dir (or only NAME... and PORT: exit 3 if one is not running)."""
-    raise SystemExit(commands.status(run_dir=_run_dir(), names=names, port=port, as_json=as_json))
+    raise SystemExit(commands.status(run_dir=_run_dir(), names=names, port=port, as_json=as_json, wide=wide))
 
 
 @cli.command(short_help="Remove stale run files and orphans; --sweep: strays.")
@@ -511,9 +512,10 @@ def forget(name: str) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
               help="Events to print first.")
-def events(follow: bool, lines: int) -> None:
-    """Lifecycle events of the run dir's instances, as JSON lines."""
-    raise SystemExit(commands.events(_run_dir(), follow, lines))
+@click.option("--json", "as_json", is_flag=True, help="The events as recorded, one JSON object a line.")
+def events(follow: bool, lines: int, as_json: bool) -> None:
+    """Lifecycle events of the run dir's instances: time, name, event, details (--json for scripts)."""
+    raise SystemExit(commands.events(_run_dir(), follow, lines, as_json))
 
 
 @cli.command(name="port", short_help="Print the port of the running instance NAME.")

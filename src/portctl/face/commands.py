@@ -32,24 +32,24 @@ def who(run_dir: Path, port: int, as_json: bool = False) -> int:
     return 0 if found else 1
 
 
-def status(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, as_json: bool = False) -> int:
+def status(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, as_json: bool = False,
+           wide: bool = False) -> int:
     from ..core import status as states
     from ..core.runfiles import RunDir
 
     if port is None:
         project = _project(names)
         if project is not None:
-            return _project_status(project, RunDir(run_dir), names, as_json)
+            return _project_status(project, RunDir(run_dir), names, as_json, wide)
     rows = [s.to_dict() for s in states.collect(RunDir(run_dir), port if not names else None)]
     if names:
         rows = [r for r in rows if r["name"] in names or (port is not None and r["port"] == port)]
     if as_json:
         render.emit_json(rows)
-    else:
-        render.table("portctl instances", render.STATUS_COLUMNS, [render.status_row(r) for r in rows])
-        for row in rows:
-            if row["state"] == "fatal":
-                render.say(messages.fatal_hint(row["port"]))
+    elif rows:
+        render.status_table(rows, wide=wide)
+    elif not names and port is None:
+        render.say(messages.no_instances(RunDir(run_dir).path))
     live = [r for r in rows if r["state"] in states.LIVE_STATES]
     if port is not None and not any(r["port"] == port for r in live):
         raise NotRunning.on_port(port)
@@ -152,7 +152,8 @@ def _project(names: Sequence[str]) -> Optional[Project]:
         return None
 
 
-def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_json: bool) -> int:
+def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_json: bool,
+                    wide: bool = False) -> int:
     """`status` in a project: every service (or NAME...); exit 3 when a named one is not running."""
     from ..project.run import status_rows
     from ..core.status import LIVE_STATES
@@ -163,8 +164,7 @@ def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_
     if as_json:
         render.emit_json(rows)
     else:
-        render.table(f"{project.file}", render.STATUS_COLUMNS,
-                     [render.status_row({**r, "port": r["port"] or "auto"}) for r in rows])
+        render.status_table(rows, wide=wide)
     for name in names:
         if not any(r["name"] == name and r["state"] in LIVE_STATES for r in rows):
             raise NotRunning.named(name)
@@ -528,7 +528,11 @@ def logs(run_dir: Path, names: Sequence[str], port: Optional[int], lines: int, f
     return 0
 
 
-def events(run_dir: Path, follow: bool, lines: int) -> int:
+def events(run_dir: Path, follow: bool, lines: int, as_json: bool = False) -> int:
+    """The last ``lines`` events (and, with ``follow``, each new one): a human line each,
+    or the JSON lines as they are recorded (``as_json``); damaged lines are skipped."""
+    import json
+
     from ..core.events import events_file
     from ..core.logs import follow as follow_log, tail
     from ..core.runfiles import RunDir
@@ -536,7 +540,15 @@ def events(run_dir: Path, follow: bool, lines: int) -> int:
     path = events_file(RunDir(run_dir).path)
     try:
         for line in (follow_log(path, lines) if follow else tail(path, lines)):
-            render.say(line)
+            if as_json:
+                render.say(line)
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                render.event(event)
     except KeyboardInterrupt:
         pass
     return 0
