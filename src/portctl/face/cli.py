@@ -219,6 +219,8 @@ Environment:
   PORTCTL_ENV, ENVIRONMENT  production: never stop a process portctl did not
                             start (PORTCTL_ENV wins)
   NO_COLOR                  plain text, even on a terminal
+  TERM=dumb                 plain text, as NO_COLOR
+  COLUMNS                   the width status fits (else the terminal's)
   PORTCTL_PORTABLE=1        Linux: read processes and sockets with psutil, as
                             on macOS (to diagnose portctl itself)
   _PORTCTL_COMPLETE         shell completion (README: Shell completion)
