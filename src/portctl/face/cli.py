@@ -180,6 +180,8 @@ def _run_dir() -> Path:
 @click.option("--restart-window", type=Seconds("window_s"), default=60.0, show_default=True)
 @click.option("--log-max-bytes", type=click.IntRange(min=1024), default=defaults.LOG_MAX_BYTES, show_default=True)
 @click.option("--log-backups", type=click.IntRange(min=1), default=defaults.LOG_BACKUPS, show_default=True)
+@click.option("--timestamps/--no-timestamps", default=False,
+              help="Prefix each line of the child's output with its local time (ISO 8601, ms).")
 @click.option("--keep-going", is_flag=True, help="In a project: leave the services that started "
               "running when another fails.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
