@@ -107,6 +107,15 @@ def test_without_timestamps_the_output_is_kept_as_written(tmp_path: Path) -> Non
     assert (first, third) == ("prompt: ", "rest") and LIFECYCLE.match(second)
 
 
+def test_a_log_an_earlier_run_left_mid_line_gets_its_next_line_apart(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(b"killed mid-li")
+    log = RotatingLog(tmp_path / "a.log")
+    log.lifecycle("started")
+    log.close()
+    first, second = (tmp_path / "a.log").read_text().splitlines()
+    assert first == "killed mid-li" and LIFECYCLE.match(second) and second.endswith("] started")
+
+
 # ---------------------------------------------------------------- order, with real children
 def test_stdout_and_stderr_keep_the_order_they_were_written_in(portctl: Portctl,
                                                                  start_detached: Callable[..., int]) -> None:

@@ -524,7 +524,7 @@ def project_options(file: object) -> Msg:
 
 
 def no_log_among(name: str, known: Sequence[str]) -> Msg:
-    return f"no log for {name!r}", f"logs here: {', '.join(known)} (only detached instances have one)"
+    return f"no log for {name!r}", f"logs here: {', '.join(known)}; only detached instances have one"
 
 
 def not_ready_named(name: str, timeout_s: float) -> Msg:

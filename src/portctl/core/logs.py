@@ -63,10 +63,24 @@ class RotatingLog:
         self._fd: Optional[int] = self._open()
         self._size = os.fstat(self._fd).st_size
         self._dropped, self._drop_reason = 0, ""  # bytes lost while writes failed, and why
-        self._line_open = False  # the last write ended inside a line
+        self._line_open = self._ends_inside_a_line()  # the last write ended inside a line
 
     def _open(self) -> int:
         return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=2)
+
+    def _ends_inside_a_line(self) -> bool:
+        """Whether the file, as an earlier run left it (a child killed mid-line), lacks its last newline."""
+        if not self._size:
+            return False
+        try:
+            fd = safefile.open_file(self.path, os.O_RDONLY, depth=2)
+        except OSError:
+            return False
+        try:
+            os.lseek(fd, -1, os.SEEK_END)
+            return os.read(fd, 1) != b"\n"
+        finally:
+            os.close(fd)
 
     def write(self, data: bytes) -> None:
         """Append ``data``; never raises. While writes fail (a full disk) the data is dropped,

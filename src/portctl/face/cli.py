@@ -313,8 +313,8 @@ def free(port: int, host: str, grace: float) -> None:
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
 def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) -> None:
-    """Print (and follow) the log of a detached instance; in a project, of its services
-    (NAME... or all), each line after its name."""
+    """Print (and follow) the logs of detached instances: NAME..., the one on PORT, a project's
+    services, else all; several are shown each line after its name."""
     raise SystemExit(commands.logs(_run_dir(), names, port, lines, follow))
 
 
