@@ -86,10 +86,10 @@ def test_stamping_in_chunks_is_stamping_the_whole(data: bytes, cuts: list[int]) 
 
 def test_log_stamps_lines_not_chunks_and_lifecycle_lines_start_a_line(tmp_path: Path) -> None:
     log = RotatingLog(tmp_path / "a.log", timestamps=True)
-    log.output(b"half ")
-    log.output(b"line\nnext")
+    log.write(b"half ")
+    log.write(b"line\nnext")
     log.lifecycle("ready")  # after the child's partial line: on a line of its own
-    log.output(b" more\n")
+    log.write(b" more\n")
     log.close()
     lines = (tmp_path / "a.log").read_text().splitlines()
     assert [STAMPED.sub("<T> ", line, count=1) for line in lines] == \
@@ -99,9 +99,9 @@ def test_log_stamps_lines_not_chunks_and_lifecycle_lines_start_a_line(tmp_path: 
 
 def test_without_timestamps_the_output_is_kept_as_written(tmp_path: Path) -> None:
     log = RotatingLog(tmp_path / "a.log")
-    log.output(b"prompt: ")
+    log.write(b"prompt: ")
     log.lifecycle("ready")
-    log.output(b"rest\n")
+    log.write(b"rest\n")
     log.close()
     first, second, third = (tmp_path / "a.log").read_text().splitlines()
     assert (first, third) == ("prompt: ", "rest") and LIFECYCLE.match(second)

@@ -3,8 +3,8 @@ side (`log_path`, `tail`, `follow`) for ``portctl logs``.
 
 The child's stdout and stderr share one pipe, so one pump copies them in the order written.
 With timestamps (``start --timestamps``) each line the child begins is prefixed with the local
-time it was read, ISO 8601 with milliseconds and the UTC offset (``stamp``): a line written in
-pieces gets one stamp, at its start.
+time it was read, ISO 8601 with milliseconds and the UTC offset (``child_stamp``): a line
+written in pieces gets one stamp, at its start. The supervisor's own lines always start a line.
 
 Rotation renames ``name.log`` -> ``name.log.1`` -> ... -> ``name.log.<backups>`` (the oldest
 is dropped). On Windows a rename fails while a reader holds the file open; rotation then
@@ -48,12 +48,13 @@ def stamp_lines(data: bytes, at_line_start: bool, prefix: bytes) -> bytes:
 class Sink(Protocol):
     """Where ``pump`` puts a child's output."""
 
-    def output(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None: ...
 
 
 class RotatingLog:
     """Thread-safe, append-only, unbuffered; rotates before a write that would pass ``max_bytes``.
-    ``timestamps``: the child's lines (``output``) are stamped."""
+    ``timestamps``: the child's lines (``write``) are stamped; the supervisor's (``lifecycle``) are
+    marked ``[portctl <UTC time>]``."""
 
     def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS,
                  *, timestamps: bool = False) -> None:
@@ -63,7 +64,7 @@ class RotatingLog:
         self._fd: Optional[int] = self._open()
         self._size = os.fstat(self._fd).st_size
         self._dropped, self._drop_reason = 0, ""  # bytes lost while writes failed, and why
-        self._line_open = self._ends_inside_a_line()  # the last write ended inside a line
+        self._line_open = self._ends_inside_a_line()  # the file ends inside a line
 
     def _open(self) -> int:
         return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=2)
@@ -83,14 +84,10 @@ class RotatingLog:
             os.close(fd)
 
     def write(self, data: bytes) -> None:
-        """Append ``data``; never raises. While writes fail (a full disk) the data is dropped,
-        and the first write that works again is preceded by one line saying how much was lost:
-        the child's output keeps being drained, so our logging never blocks or kills it."""
-        with self._lock:
-            self._append(data)
-
-    def output(self, data: bytes) -> None:
-        """Append the child's ``data``, each line it begins stamped with ``timestamps``."""
+        """Append the child's ``data`` (with ``timestamps``, each line it begins stamped); never
+        raises. While writes fail (a full disk) the data is dropped, and the first write that
+        works again is preceded by one line saying how much was lost: the child's output keeps
+        being drained, so our logging never blocks or kills it."""
         with self._lock:
             self._append(stamp_lines(data, not self._line_open, child_stamp()) if self.timestamps else data)
 
@@ -174,7 +171,7 @@ class StampedEcho:
         self._lock = threading.Lock()
         self._line_open = False
 
-    def output(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         with self._lock:
             data = stamp_lines(data, not self._line_open, child_stamp())
             if data:
@@ -196,7 +193,7 @@ def pump(stream: Optional[BinaryIO], sink: Sink) -> None:
             chunk = os.read(fd, _CHUNK)
             if not chunk:
                 return
-            sink.output(chunk)
+            sink.write(chunk)
     except OSError:
         return
     finally:
