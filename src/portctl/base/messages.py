@@ -532,8 +532,8 @@ def project_options(file: object) -> Msg:
             "edit the file, then `portctl restart NAME`; or give a command after -- for a single instance")
 
 
-def one_log_only() -> Msg:
-    return "several NAMEs need a project file", "name one instance, or run `portctl logs` in the project"
+def no_log_among(name: str, known: Sequence[str]) -> Msg:
+    return f"no log for {name!r}", f"logs here: {', '.join(known)}; only detached instances have one"
 
 
 def not_ready_named(name: str, timeout_s: float) -> Msg:

@@ -84,6 +84,7 @@ class Supervisor:
         self._tracker = RestartTracker(spec.backoff)
         self._events = EventLog(run_dir.path, spec.log_max_bytes, spec.log_backups)
         self._log: Any = None  # logs.RotatingLog for detached instances
+        self._output: Any = None  # where the child's captured stdout and stderr go (logs.Sink)
 
     # ------------------------------------------------------------ choosing the port
     def run(self) -> int:
@@ -273,7 +274,7 @@ class Supervisor:
         env = self.spec.child_env(self._record.token, str(self.run_dir.path))
         try:
             cwd = Path(self.spec.cwd) if self.spec.cwd else self.run_dir.path  # where `start` ran
-            child = platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
+            child = platform.spawn(self.spec.argv(), env, cwd, capture=self._output is not None)
         except OSError as exc:
             raise PortctlError.spawn_failed(self.spec.argv(), exc.strerror or str(exc))
         now = time.monotonic()
@@ -281,15 +282,14 @@ class Supervisor:
         self._ready_deadline, self._poll_s = now + self.spec.ready_timeout_s, READY_POLL_FIRST_S
         self.spawned = True
         self._tree_stopped = False
-        if self._log is not None:
-            from .logs import pump
-
-            for stream in (child.stdout, child.stderr):
-                threading.Thread(target=pump, args=(stream, self._log), daemon=True).start()
         threading.Thread(target=lambda: self._inbox.put(ChildExited(child.pid, _exit_code(child.wait()))),
                          daemon=True).start()
         self._change(child=ProcRef.of_pid(child.pid), state="starting", restarts=self._tracker.restarts)
         self._event("started")
+        if self._output is not None:  # read only now: the child's first lines come after "started"
+            from .logs import pump
+
+            threading.Thread(target=pump, args=(child.stdout, self._output), daemon=True).start()
 
     def _ready(self) -> bool:
         """One readiness check: TCP accept by our own tree, or HTTP 2xx with --health."""
@@ -548,8 +548,12 @@ class Supervisor:
         if self.spec.detached:
             from .logs import RotatingLog
 
-            self._log = RotatingLog(self.run_dir.log_file(self.spec.name), self.spec.log_max_bytes,
-                                    self.spec.log_backups)
+            self._log = self._output = RotatingLog(self.run_dir.log_file(self.spec.name), self.spec.log_max_bytes,
+                                                   self.spec.log_backups, timestamps=self.spec.timestamps)
+        elif self.spec.timestamps:  # the foreground's child writes through us, each line stamped
+            from .logs import StampedEcho
+
+            self._output = StampedEcho()
 
     def _close_log(self) -> None:
         if self._log is not None:

@@ -345,6 +345,8 @@ def _run_dir() -> Path:
               help="Rotate a detached instance's log before it passes this size.")
 @click.option("--log-backups", type=click.IntRange(min=1), default=defaults.LOG_BACKUPS, show_default=True, metavar="N",
               help="Rotated logs to keep (NAME.log.1 is the newest).")
+@click.option("--timestamps/--no-timestamps", default=False,
+              help="Prefix each line of the child's output with its local time (ISO 8601, ms).")
 @click.option("--keep-going", is_flag=True, help="In a project: leave the services that started "
               "running when another fails.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[NAME... | -- CMD...]",
@@ -497,8 +499,8 @@ def free(port: int, host: str, grace: float) -> None:
               help="Lines of the log to print first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (survives rotation).")
 def logs(names: tuple[str, ...], port: Optional[int], lines: int, follow: bool) -> None:
-    """Print (and follow) the log of a detached instance; in a project, of its services
-    (NAME... or all), each line after its name."""
+    """Print (and follow) the logs of detached instances: NAME..., the one on PORT, a project's
+    services, else all; several are shown each line after its name."""
     raise SystemExit(commands.logs(_run_dir(), names, port, lines, follow))
 
 

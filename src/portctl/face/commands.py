@@ -287,15 +287,20 @@ def logs_project(run_dir: Path, names: Sequence[str], lines: int, follow: bool) 
     """`logs [NAME...]` in a project: the last ``lines`` of each service (or NAME...), each
     line after its ``name |`` prefix; ``follow``: then every new line, interleaved. None when
     there is no project here or NAME... are not its services."""
-    from ..core.logs import tail
-    from ..project import run
     from ..core.runfiles import RunDir
 
     project = _project(names)
     if project is None:
         return None
-    where = RunDir(run_dir)
-    chosen = list(names) or list(project.names())
+    return _logs_prefixed(RunDir(run_dir), list(names) or list(project.names()), lines, follow)
+
+
+def _logs_prefixed(where: RunDir, chosen: Sequence[str], lines: int, follow: bool) -> int:
+    """The logs of ``chosen`` (a project's services, or several instances): the last ``lines``
+    of each, each line after its ``name |`` prefix; ``follow``: then every new line, interleaved."""
+    from ..core.logs import tail
+    from ..project import run
+
     width = max(len(n) for n in chosen)
     if not follow:
         for index, name in enumerate(chosen):
@@ -506,16 +511,22 @@ def free(run_dir: Path, port: int, host: str, grace: float) -> int:
 
 
 def logs(run_dir: Path, names: Sequence[str], port: Optional[int], lines: int, follow: bool) -> int:
-    from ..core.logs import follow as follow_log, log_path, tail
+    """`logs`: the instance on PORT (or NAME), a project's services, else the instances NAME...
+    (default: all with a log): one log as it is, several each line after its name."""
+    from ..core.logs import follow as follow_log, log_names, log_path, tail
     from ..core.runfiles import RunDir
 
+    where = RunDir(run_dir)
     if port is None:
         code = logs_project(run_dir, names, lines, follow)
         if code is not None:
             return code
-    if len(names) > 1:
-        raise BadInput(*messages.one_log_only())
-    path = log_path(RunDir(run_dir), names[0] if names else None, port)
+        chosen = log_names(where, names)
+        if len(chosen) > 1:
+            return _logs_prefixed(where, chosen, lines, follow)
+        path = where.log_file(chosen[0])
+    else:
+        path = log_path(where, names[0] if names else None, port)
     if not follow:
         for line in tail(path, lines):
             render.say(line)

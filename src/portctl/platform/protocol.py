@@ -24,7 +24,8 @@ class Platform(Protocol):
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path,
               capture: bool = False) -> subprocess.Popen[bytes]:
-        """Start the supervised child in its own process group (pipes with ``capture``)."""
+        """Start the supervised child in its own process group (with ``capture``, stdout
+        and stderr share one pipe: ``stdout``)."""
 
     def spawn_detached(self, argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
         """Start a background supervisor, detached from our terminal."""

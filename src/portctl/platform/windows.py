@@ -69,7 +69,8 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
     stdin = subprocess.DEVNULL if capture else None
     pipe = subprocess.PIPE if capture else None
     proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=pipe,
-                            stderr=pipe, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+                            stderr=subprocess.STDOUT if capture else None,
+                            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     _assign_to_job(int(proc._handle))  # type: ignore[attr-defined]
     return proc
 
