@@ -33,6 +33,8 @@ class Outcome(Frozen):
     child_pid: Optional[int] = None
     log: Optional[str] = None
     warnings: Sequence[str] = ()
+    name: str = ""  # the instance's name and port, as the supervisor settled them
+    port: Optional[int] = None
 
 
 def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
@@ -85,7 +87,7 @@ class _Handshake:
 
     def ready(self, record: Record) -> None:
         assert record.child is not None
-        self.send(code=0, url=instance_url(record.spec.host, record.spec.port),
+        self.send(code=0, name=record.spec.name, port=record.spec.port, url=instance_url(record.spec.host, record.spec.port),
                   pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log)
 
     def note(self, line: str) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, Optional, Sequence
 
-    from ..core.runfiles import RunDir
+    from ..core.runfiles import Record, RunDir
     from ..core.spec import ServerSpec
     from ..project.model import Project
     from ..project.run import Started
@@ -401,23 +401,35 @@ def restart(run_dir: Path, names: Sequence[str], port: Optional[int], update_env
 
 def _launch(run_dir: RunDir, spec: ServerSpec, force: bool, exiting: bool) -> int:
     """Run in the foreground (the supervisor's code) or detached (report; 0 once it serves)."""
+    import time
+
     _check_writable(run_dir.path)
+    began = time.monotonic()
     if not spec.detached:
         from ..core.supervisor import Supervisor, run_as_process
 
-        return run_as_process(Supervisor(spec, run_dir, force=force, notify=render.say, warn=render.warn),
-                              exiting=exiting)
+        def ready(record: Record) -> None:
+            assert record.child is not None
+            _ready(record.spec.name, record.spec.host, record.spec.port, time.monotonic() - began,
+                   messages.ready_details(record.supervisor.pid, record.child.pid))
+
+        return run_as_process(Supervisor(spec, run_dir, force=force, notify=render.say, warn=render.warn,
+                                         on_ready=ready), exiting=exiting)
     from ..core.daemon import launch
 
     try:
-        outcome = launch(spec, run_dir, force)
+        with render.waiting(messages.waiting_for([spec.name], None if spec.dynamic else spec.port)):
+            outcome = launch(spec, run_dir, force)
     except KeyboardInterrupt:  # only the wait is interrupted: the instance goes on
         render.warn(messages.detached_interrupted(spec.name))
         return 130
     for line in outcome.warnings:
         render.warn(line)
     if outcome.code == 0:
-        render.say(messages.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
+        name = outcome.name or spec.name
+        _ready(name, spec.host, outcome.port or spec.port, time.monotonic() - began,
+               messages.ready_details(outcome.pid, outcome.child_pid, name=name, log=outcome.log,
+                                      run_dir=str(run_dir.path)))
         return 0
     render.error(outcome.message, outcome.hint)
     if outcome.log:  # set only once a child ran: never an earlier run's or a race winner's log
@@ -427,6 +439,15 @@ def _launch(run_dir: RunDir, spec: ServerSpec, force: bool, exiting: bool) -> in
 
         render.log_tail(outcome.log, tail(Path(outcome.log), 20))
     return outcome.code
+
+
+def _ready(name: str, host: str, port: int, elapsed_s: float, details: Sequence[str]) -> None:
+    """The ready line (the URL on one line), the LAN URL for a wildcard host, the details."""
+    from ..core.ports import instance_url, lan_url
+
+    lan = lan_url(host, port)
+    render.ready(messages.ready_at(name, instance_url(host, port), elapsed_s),
+                 [messages.lan_url(lan)] if lan else [], details)
 
 
 def _check_writable(path: Path) -> None:
