@@ -392,10 +392,12 @@ def ready_details(pid: Optional[int], child_pid: Optional[int], *, name: str = "
     to stop (foreground: no ``log``)."""
     lines = [f"  supervisor pid {pid}, child pid {child_pid}"]
     if log:
-        lines += [f"  log: {log}", f"  follow it: {_portctl(run_dir)} logs {name} -f"]
-    else:
-        lines.append("  Ctrl+C to stop")
-    return lines
+        return lines + [f"  log: {log}", f"  follow it: {_portctl(run_dir)} logs {name} -f"]
+    return lines + [ready_foreground()]
+
+
+def ready_foreground() -> str:
+    return "  Ctrl+C to stop"
 
 
 def waiting_for(names: Sequence[str], port: Optional[int]) -> str:
@@ -534,7 +536,12 @@ def _holder_short(h: Any) -> str:
 
 # Projects: the words of `start`, `stop`, `restart` and `forget` for named services.
 def service_started(name: str, url: str) -> str:
-    return f"{name}: serving on {url}" if url else f"{name}: started"
+    return ready_at(name, url) if url else f"{name}: started"
+
+
+def project_interrupted() -> str:
+    return ("interrupted; the services already launched go on starting in the background: "
+            "watch them with `portctl status`")
 
 
 def service_already_running(name: str) -> str:

@@ -53,6 +53,14 @@ def holders(port: int) -> list[Holder]:
     return sorted(found, key=lambda h: (h.pid or 0, h.address))
 
 
+def first_holder(port: int) -> Optional[tuple[int, str]]:
+    """(pid, name) of a process listening on ``port``, when one can be named."""
+    for holder in holders(port):
+        if holder.pid is not None:
+            return holder.pid, holder.name
+    return None
+
+
 def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holder:
     where: dict[str, Any] = {"address": address, "family": family, "port": port, "scope": _scope(address)}
     info = platform.describe(pid) if pid is not None else None

@@ -116,6 +116,8 @@ class Supervisor:
         for _ in range(PORT_ATTEMPTS):
             port = ports.unused_port(preferred, self.spec.port_range, self.spec.host,
                                      skip=lambda p: p in tried or self._locked(p))
+            if not tried and preferred is not None and port != preferred:
+                self.warn(messages.port_moved(preferred, port, ports.first_holder(preferred)))
             tried.add(port)
             self.spec = self.spec.with_port(port)
             if previous is not None and port != previous:

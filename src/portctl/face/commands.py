@@ -190,7 +190,14 @@ def start_project(run_dir: Path, names: Sequence[str], detach: bool, force: bool
     _check_writable(where.path)
     if not detach:
         return _foreground(project, where, names, force=force, keep_going=keep_going)
-    return _report(run.start(project, where, names, force=force, keep_going=keep_going), where)
+    try:
+        with render.waiting(messages.waiting_for(names or project.names(), None)) as shown:
+            result = run.start(project, where, names, force=force, keep_going=keep_going, notify=render.warn,
+                               waiting=lambda left: setattr(shown, "what", messages.waiting_for(left, None)))
+    except KeyboardInterrupt:  # only the wait is interrupted: what was launched goes on
+        render.warn(messages.project_interrupted())
+        return 130
+    return _report(result, where)
 
 
 def restart_project(run_dir: Path, names: Sequence[str], force: bool, options_given: bool) -> Optional[int]:
@@ -232,7 +239,7 @@ def _report(result: Started, run_dir: RunDir, keep_going: bool = False) -> int:
         for name in result.launched:
             row = found.get(name)
             url = instance_url(row.record.spec.host, row.port) if row and row.record else ""
-            render.say(messages.service_started(name, url))
+            render.ready(messages.service_started(name, url))
     return result.failed[0].code if result.failed else 0
 
 
@@ -257,11 +264,15 @@ def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, forc
 
     previous = run.catch_stop_signals(interrupted)
     try:
-        result = run.start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
-                           interrupted=interrupted.is_set)
+        with render.waiting(messages.waiting_for(wanted, None)) as shown:
+            result = run.start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
+                               interrupted=interrupted.is_set, notify=render.warn,
+                               waiting=lambda left: setattr(shown, "what", messages.waiting_for(left, None)))
         code = _report(result, run_dir, keep_going)
         if result.failed and not keep_going and not interrupted.is_set():  # run.start stopped its own
             return code
+        if result.launched and not interrupted.is_set():
+            render.details([messages.ready_foreground()])
         mine, live = set(result.launched), set(result.launched) | set(result.running)
         while live and not interrupted.is_set():
             show(WATCH_POLL_S)
@@ -273,9 +284,12 @@ def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, forc
             show(LOG_DRAIN_S)
             render.warn(messages.project_all_exited())
             return 1
-        for name in (run.stop(project, run_dir, sorted(mine & live), dependents=False,
-                              notify=render.warn) if mine & live else []):
-            render.say(messages.service_stopped(name))
+        targets = sorted(mine & live)
+        if targets:
+            render.say(messages.project_stopping(targets))
+            ports = {name: s.port for name, s in run.live_services(project, run_dir).items()}
+            stopped = run.stop(project, run_dir, targets, dependents=False, notify=render.warn)
+            render.say(messages.project_stopped(stopped, sorted(ports[n] for n in stopped if n in ports)))
         show(LOG_DRAIN_S)
         return code
     finally:

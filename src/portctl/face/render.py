@@ -228,15 +228,21 @@ def waiting(what: str) -> Iterator[Waiting]:
         yield state
 
 
-def ready(lead: str, lan: Sequence[str] = (), details: Sequence[str] = ()) -> None:
+def ready(lead: str, lan: Sequence[str] = (), lines: Sequence[str] = ()) -> None:
     """The ready line (its URL on one line), the LAN URLs, then the details: on a terminal a
     green check and dimmed details; plain text, the same words, otherwise."""
     if not _decorated(sys.stdout):
-        for line in (lead, *lan, *details):
+        for line in (lead, *lan, *lines):
             say(line)
         return
     say(f"\x1b[32m\u2713\x1b[0m \x1b[1m{lead}\x1b[0m")
     for line in lan:
         say(f"\x1b[1m{line}\x1b[0m")
-    for line in details:
-        say(f"\x1b[2m{line}\x1b[0m")
+    details(lines)
+
+
+def details(lines: Sequence[str]) -> None:
+    """Lines of detail: dimmed on a terminal, plain otherwise."""
+    decorated = _decorated(sys.stdout)
+    for line in lines:
+        say(f"\x1b[2m{line}\x1b[0m" if decorated else line)
