@@ -289,8 +289,9 @@ def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, forc
             render.say(messages.project_stopping(targets))
             ports = {name: s.port for name, s in run.live_services(project, run_dir).items()}
             stopped = run.stop(project, run_dir, targets, dependents=False, notify=render.warn)
-            render.say(messages.project_stopped(stopped, sorted(ports[n] for n in stopped if n in ports)))
         show(LOG_DRAIN_S)
+        if targets:  # the last line, after the services' last log lines
+            render.say(messages.project_stopped(sorted(stopped), sorted(ports[n] for n in stopped if n in ports)))
         return code
     finally:
         lines.close()
