@@ -2,12 +2,17 @@
 driven with keys and read from the screen (tests/support/terminal.py). Skipped without tmux."""
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
 
+from support.apps import app
+from support.portctl import Portctl
+from support.ports import unused_port
 from support.processes import is_gone
 from support.terminal import Terminal, tmux_missing
+from support.waits import accepts
 
 pytestmark = [pytest.mark.timeout(90),
               pytest.mark.skipif(tmux_missing(), reason="needs tmux (and a POSIX terminal)")]
@@ -50,5 +55,67 @@ def test_ctrl_c_reaches_the_command() -> None:
         term.wait_for("up", deadline=10)
         term.send("C-c")
         assert term.wait_exit() in (-2, 130)  # SIGINT (Python re-raises it to die by it)
+    finally:
+        term.close()
+
+
+# ----------------------------------------------------------------------------- start and stop
+def portctl_argv(portctl: Portctl, *args: object) -> list[str]:
+    return portctl.argv(*map(str, args))
+
+
+def test_start_d_spins_while_it_waits_then_leads_with_the_url(portctl: Portctl) -> None:
+    port = unused_port()
+    term = Terminal()
+    try:
+        term.start(portctl_argv(portctl, "start", "-d", "--port", port, "--name", "slow", "--",
+                                *app("listener", "{port}", "--listen-after", "1.5")))
+        waiting = term.wait_for(f"waiting for slow on :{port}", deadline=20)
+        assert re.search(rf"waiting for slow on :{port} … [0-9]+\.[0-9] s", waiting), waiting
+        screen = term.wait_for("ready at", deadline=30)
+        assert term.wait_exit() == 0
+        screen = term.capture()
+        rows = screen.splitlines()
+        lead = [row for row in rows if "ready at" in row]
+        assert lead == [lead[0]] and re.fullmatch(
+            rf"✓ slow ready at http://127\.0\.0\.1:{port} in [0-9]+\.[0-9] s", lead[0]), screen
+        assert len(lead[0]) <= 80
+        assert "waiting for" not in screen  # the spinner is gone before the ready line
+        assert rows[1].startswith("  supervisor pid "), screen
+    finally:
+        term.close()
+        portctl.run("stop", "slow")
+
+
+def test_ctrl_c_while_start_d_waits_says_the_instance_goes_on(portctl: Portctl) -> None:
+    port = unused_port()
+    term = Terminal()
+    try:
+        term.start(portctl_argv(portctl, "start", "-d", "--port", port, "--name", "late", "--",
+                                *app("listener", "{port}", "--listen-after", "3")))
+        term.wait_for("waiting for late", deadline=20)
+        term.send("C-c")
+        assert term.wait_exit() == 130
+        screen = term.capture(joined=True)
+        assert "waiting for" not in screen
+        said = [row for row in screen.splitlines() if row and not row.startswith("Pane is dead")]
+        assert len(said) == 1 and said[0].startswith("portctl: warning: interrupted; late goes on"), screen
+    finally:
+        term.close()
+        portctl.run("stop", "late")
+
+
+def test_ctrl_c_in_the_foreground_says_stopping_then_stopped_and_free(portctl: Portctl) -> None:
+    port = unused_port()
+    term = Terminal()
+    try:
+        term.start(portctl_argv(portctl, "start", "--port", port, "--name", "fg", "--", *app("listener", "{port}")))
+        screen = term.wait_for("Ctrl+C to stop", deadline=30)
+        assert re.search(rf"^✓ fg ready at http://127\.0\.0\.1:{port} in [0-9.]+ s$", screen, re.M), screen
+        term.send("C-c")
+        screen = term.wait_for(f"stopped; port {port} free")
+        assert "stopping (Ctrl+C again to kill now)..." in screen
+        assert term.wait_exit() == 0
+        assert not accepts(port)
     finally:
         term.close()

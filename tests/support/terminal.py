@@ -25,7 +25,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import psutil
@@ -34,6 +36,17 @@ from support.processes import reap
 from support.waits import HANG_GUARD_S, wait_until
 
 SESSION = "t"
+# The pane runs the command under this wrapper, which writes its exit status (-N: killed by
+# signal N) to a file: tmux's own #{pane_dead_status} is sometimes never filled in. A caught
+# SIGINT (not an ignored one) is reset by exec, so the command gets Ctrl+C as it would.
+_WRAPPER = """import os, signal, subprocess, sys
+signal.signal(signal.SIGINT, lambda *_: None)
+code = subprocess.call(sys.argv[2:])
+with open(sys.argv[1] + ".tmp", "w") as fh:
+    fh.write(str(code))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+sys.exit(code if code >= 0 else 128 - code)
+"""
 
 
 def tmux_missing() -> bool:
@@ -49,6 +62,8 @@ class Terminal:
         self.socket = f"portctl-test-{uuid.uuid4().hex[:12]}"
         self._env: dict[str, str] = {}
         self._procs: list[psutil.Process] = []  # the server and what it ran, seen while alive
+        self._dir = Path(tempfile.mkdtemp(prefix="portctl-terminal-"))
+        self._status = self._dir / "status"
 
     def _tmux(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(["tmux", "-f", "/dev/null", "-L", self.socket, *args], env=self._env,
@@ -63,7 +78,8 @@ class Terminal:
         TERM set by tmux, plus ``env``."""
         base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TMUX", "TERM")}
         self._env = {**base, **(env or {})}
-        line = "exec " + " ".join(shlex.quote(str(a)) for a in cmd)
+        argv = [sys.executable, "-c", _WRAPPER, str(self._status), *map(str, cmd)]
+        line = "exec " + " ".join(shlex.quote(a) for a in argv)
         # One client call: the options are set before the pane's command can exit.
         self._tmux("set-option", "-g", "remain-on-exit", "on", ";",
                    "new-session", "-d", "-s", SESSION, "-x", str(self.width), "-y", str(self.height), line)
@@ -87,10 +103,11 @@ class Terminal:
         self._remember()
         self._tmux("send-keys", "-t", SESSION, *keys)
 
-    def capture(self) -> str:
-        """The screen and the lines scrolled off it, one line per row, trailing blanks stripped."""
+    def capture(self, joined: bool = False) -> str:
+        """The screen and the lines scrolled off it, one line per row, trailing blanks stripped;
+        ``joined``: one line per line written (the rows it wrapped onto joined again)."""
         self._remember()
-        out = self._tmux("capture-pane", "-p", "-S", "-", "-t", SESSION)
+        out = self._tmux("capture-pane", "-p", *(["-J"] if joined else []), "-S", "-", "-t", SESSION)
         return "\n".join(row.rstrip() for row in out.splitlines()).rstrip("\n")
 
     def wait_for(self, text: str, deadline: float = HANG_GUARD_S) -> str:
@@ -109,11 +126,10 @@ class Terminal:
 
     def exit_status(self) -> Optional[int]:
         """The command's exit status once it exited (``-N`` when signal N killed it), else None."""
-        out = self._tmux("display-message", "-p", "-t", SESSION,
-                         "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip().split(":")
-        if len(out) != 3 or out[0] != "1":
+        try:
+            return int(self._status.read_text())
+        except (OSError, ValueError):
             return None
-        return int(out[1]) if out[1] else -int(out[2] or 0)
 
     def wait_exit(self, deadline: float = HANG_GUARD_S) -> int:
         """Wait until the command exited; its exit status."""
@@ -135,3 +151,4 @@ class Terminal:
             self._tmux("kill-server", check=False)
         reap(self._procs)
         self._procs.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
