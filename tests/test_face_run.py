@@ -212,3 +212,23 @@ def test_a_project_foreground_says_one_stopping_and_one_stopped_line(
     assert ours[3:] == ["stopping api, web...", f"stopped api, web; ports {min(api, web)}, {max(api, web)} free"], out
     assert lines[-1] == ours[-1], out  # the last line, after the services' last log lines
     assert not accepts(api) and not accepts(web)
+
+
+def test_ctrl_c_while_a_project_start_d_waits_says_so_and_exits_130(
+        spawn: Callable[..., Popen], tmp_path: Path) -> None:
+    root, port = tmp_path / "proj", unused_port()
+    write_project(root, f"""
+        [services.slow]
+        command = {json.dumps(app("listener", "{port}", "--listen-after", "3"))}
+        port = {port}
+        """)
+    try:
+        proc = run_in(spawn, root, "start", "-d")
+        wait_until(lambda: proc.poll() is not None or list(root.glob(".server_*.pid")), what="the launch")
+        code, out, err = finish(proc, signal.SIGINT)
+        assert code == 130 and out == "", (out, err)
+        assert err.startswith("portctl: warning: interrupted; the services already launched go on") \
+            and err.count("\n") == 1, err
+        wait_until(lambda: accepts(port), what="the service to serve anyway")
+    finally:
+        run_in(spawn, root, "stop").communicate(timeout=60)

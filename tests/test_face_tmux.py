@@ -2,14 +2,17 @@
 driven with keys and read from the screen (tests/support/terminal.py). Skipped without tmux."""
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from support.apps import app
 from support.portctl import Portctl
-from support.ports import unused_port
+from support.ports import free_ports, unused_port
 from support.processes import is_gone
 from support.terminal import Terminal, tmux_missing
 from support.waits import accepts
@@ -119,3 +122,25 @@ def test_ctrl_c_in_the_foreground_says_stopping_then_stopped_and_free(portctl: P
         assert not accepts(port)
     finally:
         term.close()
+
+
+def test_a_project_start_d_spins_naming_the_services_still_waited_on(tmp_path: Path) -> None:
+    root, (fast, slow) = tmp_path / "proj", free_ports(2)
+    root.mkdir()
+    (root / "portctl.toml").write_text(
+        f'[services.fast]\ncommand = {json.dumps(app("listener", "{port}"))}\nport = {fast}\n\n'
+        f'[services.slow]\ncommand = {json.dumps(app("listener", "{port}", "--listen-after", "2"))}\n'
+        f'port = {slow}\n')
+    term = Terminal()
+    try:
+        term.start([sys.executable, "-m", "portctl", "start", "-d"], cwd=root)
+        term.wait_for("waiting for slow …", deadline=30)  # fast is ready: only slow is waited on
+        screen = term.wait_for("slow ready at")
+        assert term.wait_exit() == 0
+        screen = term.capture()
+        assert "waiting for" not in screen
+        assert f"✓ fast ready at http://127.0.0.1:{fast}" in screen.splitlines()
+    finally:
+        term.close()
+        subprocess.run([sys.executable, "-m", "portctl", "stop"], cwd=root, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)

@@ -73,16 +73,18 @@ class Terminal:
             raise AssertionError(f"tmux {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
         return done.stdout
 
-    def start(self, cmd: Sequence[str], env: Optional[Mapping[str, str]] = None) -> None:
-        """Run ``cmd`` (an argv) in a new pane. Its environment: ours, without NO_COLOR and TMUX,
-        TERM set by tmux, plus ``env``."""
+    def start(self, cmd: Sequence[str], env: Optional[Mapping[str, str]] = None,
+              cwd: Optional[Path] = None) -> None:
+        """Run ``cmd`` (an argv) in a new pane, in ``cwd`` (default: ours). Its environment:
+        ours, without NO_COLOR and TMUX, TERM set by tmux, plus ``env``."""
         base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TMUX", "TERM")}
         self._env = {**base, **(env or {})}
         argv = [sys.executable, "-c", _WRAPPER, str(self._status), *map(str, cmd)]
         line = "exec " + " ".join(shlex.quote(a) for a in argv)
         # One client call: the options are set before the pane's command can exit.
         self._tmux("set-option", "-g", "remain-on-exit", "on", ";",
-                   "new-session", "-d", "-s", SESSION, "-x", str(self.width), "-y", str(self.height), line)
+                   "new-session", "-d", "-s", SESSION, "-x", str(self.width), "-y", str(self.height),
+                   "-c", str(cwd or os.getcwd()), line)
         self._remember()
 
     def _remember(self) -> None:

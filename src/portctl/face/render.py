@@ -224,7 +224,8 @@ def waiting(what: str) -> Iterator[Waiting]:
     from rich.console import Console
     from rich.live import Live
 
-    with Live(state, console=Console(file=stream), refresh_per_second=12, transient=True):
+    with Live(state, console=Console(file=stream), refresh_per_second=12, transient=True,
+              redirect_stdout=stream is sys.stdout, redirect_stderr=stream is sys.stderr):
         yield state
 
 
