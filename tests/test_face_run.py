@@ -232,3 +232,32 @@ def test_ctrl_c_while_a_project_start_d_waits_says_so_and_exits_130(
         wait_until(lambda: accepts(port), what="the service to serve anyway")
     finally:
         run_in(spawn, root, "stop").communicate(timeout=60)
+
+
+# ----------------------------------------------------------------------------- the words
+def test_the_words_of_start_and_stop() -> None:
+    from portctl.base import messages
+
+    assert messages.ready_at("api", "http://127.0.0.1:8001", 1.23) == "api ready at http://127.0.0.1:8001 in 1.2 s"
+    assert messages.port_moved(1421, 1422, (1234, "node")) == "1421 busy (pid 1234, node), using 1422"
+    assert messages.port_moved(1421, 1422, None) == "1421 busy, using 1422"
+    assert messages.killed_after(5.0, hurried=False) == "killed after 5 s grace"
+    assert messages.killed_after(0.5, hurried=False) == "killed after 0.5 s grace"
+    assert messages.stopped_free(8001, True) == "stopped; port 8001 free"
+    assert messages.waiting_for(["api"], 8001) == "waiting for api on :8001"
+    assert messages.waiting_for(["api", "web"], None) == "waiting for api, web"
+    assert messages.project_stopped(["api"], [8001]) == "stopped api; port 8001 free"
+    # typical values fit 80 columns with the check mark in front
+    assert len("✓ " + messages.ready_at("frontend-dev", "http://127.0.0.1:65535", 12.3)) <= 80
+
+
+def test_the_ready_lines_when_piped_are_plain(capsys: pytest.CaptureFixture[str]) -> None:
+    from portctl.face import render
+
+    with render.waiting("waiting for api on :8001") as shown:  # not a terminal: nothing at all
+        shown.what = "waiting for web"
+    render.ready("api ready at http://127.0.0.1:8001 in 1.2 s", ["  LAN: http://192.168.1.5:8001"],
+                 ["  supervisor pid 1, child pid 2"])
+    out, err = capsys.readouterr()
+    assert out == ("api ready at http://127.0.0.1:8001 in 1.2 s\n  LAN: http://192.168.1.5:8001\n"
+                   "  supervisor pid 1, child pid 2\n") and err == ""
