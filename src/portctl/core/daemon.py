@@ -87,8 +87,9 @@ class _Handshake:
 
     def ready(self, record: Record) -> None:
         assert record.child is not None
-        self.send(code=0, name=record.spec.name, port=record.spec.port, url=instance_url(record.spec.host, record.spec.port),
-                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log)
+        self.send(code=0, url=instance_url(record.spec.host, record.spec.port),
+                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log,
+                  name=record.spec.name, port=record.spec.port)
 
     def note(self, line: str) -> None:
         if not self.sent:

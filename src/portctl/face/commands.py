@@ -12,7 +12,7 @@ from ..base.errors import BadInput, NotRunning
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any, Optional, Sequence
+    from typing import Any, Callable, Optional, Sequence
 
     from ..core.runfiles import Record, RunDir
     from ..core.spec import ServerSpec
@@ -193,11 +193,21 @@ def start_project(run_dir: Path, names: Sequence[str], detach: bool, force: bool
     try:
         with render.waiting(messages.waiting_for(names or project.names(), None)) as shown:
             result = run.start(project, where, names, force=force, keep_going=keep_going, notify=render.warn,
-                               waiting=lambda left: setattr(shown, "what", messages.waiting_for(left, None)))
+                               waiting=_still_waiting(shown))
     except KeyboardInterrupt:  # only the wait is interrupted: what was launched goes on
         render.warn(messages.project_interrupted())
         return 130
     return _report(result, where)
+
+
+def _still_waiting(shown: render.Waiting) -> Callable[[Sequence[str]], None]:
+    """What the spinner says as a project's services become ready: those still waited on."""
+
+    def update(left: Sequence[str]) -> None:
+        if left:
+            shown.what = messages.waiting_for(left, None)
+
+    return update
 
 
 def restart_project(run_dir: Path, names: Sequence[str], force: bool, options_given: bool) -> Optional[int]:
@@ -266,8 +276,7 @@ def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, forc
     try:
         with render.waiting(messages.waiting_for(wanted, None)) as shown:
             result = run.start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
-                               interrupted=interrupted.is_set, notify=render.warn,
-                               waiting=lambda left: setattr(shown, "what", messages.waiting_for(left, None)))
+                               interrupted=interrupted.is_set, notify=render.warn, waiting=_still_waiting(shown))
         code = _report(result, run_dir, keep_going)
         if result.failed and not keep_going and not interrupted.is_set():  # run.start stopped its own
             return code
