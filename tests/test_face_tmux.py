@@ -85,9 +85,27 @@ def test_start_d_spins_while_it_waits_then_leads_with_the_url(portctl: Portctl) 
         assert len(lead[0]) <= 80
         assert "waiting for" not in screen  # the spinner is gone before the ready line
         assert rows[1].startswith("  supervisor pid "), screen
+        assert "\x1b[" in term.capture(escapes=True)  # coloured on a terminal
     finally:
         term.close()
         portctl.run("stop", "slow")
+
+
+def test_no_color_on_a_terminal_gets_the_plain_lines_and_no_spinner(portctl: Portctl) -> None:
+    port = unused_port()
+    term = Terminal()
+    try:
+        term.start(portctl_argv(portctl, "start", "-d", "--port", port, "--name", "plain", "--",
+                                *app("listener", "{port}", "--listen-after", "1")), env={"NO_COLOR": "1"})
+        assert term.wait_exit() == 0
+        screen = term.capture(escapes=True)
+        rows = [row for row in screen.splitlines() if row and "Pane is dead" not in row]  # tmux's own line
+        assert re.fullmatch(rf"plain ready at http://127\.0\.0\.1:{port} in [0-9]+\.[0-9] s", rows[0]), screen
+        ours = "\n".join(rows)
+        assert "\x1b[" not in ours and "waiting for" not in ours and "✓" not in ours
+    finally:
+        term.close()
+        portctl.run("stop", "plain")
 
 
 def test_ctrl_c_while_start_d_waits_says_the_instance_goes_on(portctl: Portctl) -> None:

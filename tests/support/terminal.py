@@ -105,11 +105,13 @@ class Terminal:
         self._remember()
         self._tmux("send-keys", "-t", SESSION, *keys)
 
-    def capture(self, joined: bool = False) -> str:
+    def capture(self, joined: bool = False, escapes: bool = False) -> str:
         """The screen and the lines scrolled off it, one line per row, trailing blanks stripped;
-        ``joined``: one line per line written (the rows it wrapped onto joined again)."""
+        ``joined``: one line per line written (the rows it wrapped onto joined again);
+        ``escapes``: with the escape sequences of the colours and attributes shown."""
         self._remember()
-        out = self._tmux("capture-pane", "-p", *(["-J"] if joined else []), "-S", "-", "-t", SESSION)
+        flags = (["-J"] if joined else []) + (["-e"] if escapes else [])
+        out = self._tmux("capture-pane", "-p", *flags, "-S", "-", "-t", SESSION)
         return "\n".join(row.rstrip() for row in out.splitlines()).rstrip("\n")
 
     def wait_for(self, text: str, deadline: float = HANG_GUARD_S) -> str:

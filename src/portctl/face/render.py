@@ -231,19 +231,34 @@ def waiting(what: str) -> Iterator[Waiting]:
 
 def ready(lead: str, lan: Sequence[str] = (), lines: Sequence[str] = ()) -> None:
     """The ready line (its URL on one line), the LAN URLs, then the details: on a terminal a
-    green check and dimmed details; plain text, the same words, otherwise."""
+    green check and dimmed details (rich); plain text, the same words, otherwise."""
     if not _decorated(sys.stdout):
         for line in (lead, *lan, *lines):
             say(line)
         return
-    say(f"\x1b[32m\u2713\x1b[0m \x1b[1m{lead}\x1b[0m")
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text.assemble(("\u2713 ", "bold green"), (lead, "bold")), soft_wrap=True)
     for line in lan:
-        say(f"\x1b[1m{line}\x1b[0m")
+        console.print(Text(line, style="bold"), soft_wrap=True)
     details(lines)
 
 
 def details(lines: Sequence[str]) -> None:
-    """Lines of detail: dimmed on a terminal, plain otherwise."""
-    decorated = _decorated(sys.stdout)
+    """Lines of detail: dimmed on a terminal (rich), plain otherwise."""
+    if not _decorated(sys.stdout):
+        for line in lines:
+            say(line)
+        return
+    from rich.text import Text
+
+    console = _console()
     for line in lines:
-        say(f"\x1b[2m{line}\x1b[0m" if decorated else line)
+        console.print(Text(line, style="dim"), soft_wrap=True)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
