@@ -158,10 +158,6 @@ def stopped_before_ready() -> str:
     return "the instance stopped before it served"
 
 
-def detached_ready(url: str, pid: Optional[int], child_pid: Optional[int], log: Optional[str]) -> str:
-    return f"portctl: serving {url} in the background (supervisor {pid}, child {child_pid}); log: {log}"
-
-
 def detached_interrupted(name: str) -> str:
     return (f"interrupted; {name} goes on starting in the background: watch it with "
             f"`portctl status` or `portctl logs {name} -f`")
@@ -380,8 +376,61 @@ def ready(url: str, pid: int, child_pid: int, elapsed_s: float) -> str:
     return f"portctl: serving {url} (supervisor {pid}, child {child_pid}) ready in {elapsed_s * 1000:.0f} ms"
 
 
-def stopping(port: int, reason: str) -> str:
-    return f"portctl: stopping port {port} ({reason})"
+# The ready lines of `start`: one line leading with the URL, then the details (the face dims them).
+def ready_at(name: str, url: str, elapsed_s: Optional[float] = None) -> str:
+    took = f" in {elapsed_s:.1f} s" if elapsed_s is not None else ""
+    return f"{name} ready at {url}{took}"
+
+
+def lan_url(url: str) -> str:
+    return f"  LAN: {url}"
+
+
+def ready_details(pid: Optional[int], child_pid: Optional[int], *, name: str = "",
+                  log: Optional[str] = None, run_dir: str = "") -> list[str]:
+    """Below the ready line: the pids, then the log and how to follow it (detached), or how
+    to stop (foreground: no ``log``)."""
+    lines = [f"  supervisor pid {pid}, child pid {child_pid}"]
+    if log:
+        return lines + [f"  log: {log}", f"  follow it: {_portctl(run_dir)} logs {name} -f"]
+    return lines + [ready_foreground()]
+
+
+def ready_foreground() -> str:
+    return "  Ctrl+C to stop"
+
+
+def waiting_for(names: Sequence[str], port: Optional[int]) -> str:
+    """The spinner's words while `start` waits (the face adds the elapsed time)."""
+    return f"waiting for {', '.join(names)}" + (f" on :{port}" if port else "")
+
+
+def port_moved(port: int, used: int, holder: Optional[tuple[int, str]]) -> str:
+    who = f" (pid {holder[0]}, {holder[1]})" if holder else ""
+    return f"{port} busy{who}, using {used}"
+
+
+def stopping() -> str:
+    return "stopping (Ctrl+C again to kill now)..."
+
+
+def killed_after(grace_s: float, hurried: bool) -> str:
+    return "killed at once (stop signal repeated)" if hurried else f"killed after {grace_s:g} s grace"
+
+
+def stopped_free(port: int, free: bool) -> str:
+    return f"stopped; port {port} free" if free else f"stopped; port {port} still in use"
+
+
+def project_stopping(names: Sequence[str]) -> str:
+    return f"stopping {', '.join(names)}..."
+
+
+def project_stopped(names: Sequence[str], ports: Sequence[int]) -> str:
+    if not names:
+        return "stopped; nothing was left running"
+    free = ", ".join(map(str, ports))
+    return f"stopped {', '.join(names)}; port{'s' if len(ports) > 1 else ''} {free} free"
 
 
 def stopped(port: int) -> str:
@@ -496,7 +545,12 @@ def _holder_short(h: Any) -> str:
 
 # Projects: the words of `start`, `stop`, `restart` and `forget` for named services.
 def service_started(name: str, url: str) -> str:
-    return f"{name}: serving on {url}" if url else f"{name}: started"
+    return ready_at(name, url) if url else f"{name}: started"
+
+
+def project_interrupted() -> str:
+    return ("interrupted; the services already launched go on starting in the background: "
+            "watch them with `portctl status`")
 
 
 def service_already_running(name: str) -> str:

@@ -33,6 +33,8 @@ class Outcome(Frozen):
     child_pid: Optional[int] = None
     log: Optional[str] = None
     warnings: Sequence[str] = ()
+    name: str = ""  # the instance's name and port, as the supervisor settled them
+    port: Optional[int] = None
 
 
 def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
@@ -86,7 +88,8 @@ class _Handshake:
     def ready(self, record: Record) -> None:
         assert record.child is not None
         self.send(code=0, url=instance_url(record.spec.host, record.spec.port),
-                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log)
+                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log,
+                  name=record.spec.name, port=record.spec.port)
 
     def note(self, line: str) -> None:
         if not self.sent:

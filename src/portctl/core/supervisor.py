@@ -52,15 +52,16 @@ HEALTH_REFRESH_S = 60.0  # an unchanged health verdict is rewritten into the rec
 class Supervisor:
     """Runs one instance until it is stopped; ``run()`` returns the exit code.
 
-    ``on_ready`` is called once, when the instance first serves (detached mode's handshake).
-    ``notify`` (progress lines) and ``warn`` go to the ``portctl`` logger unless given (the
-    CLI passes its own printers).
+    ``on_ready`` is called once, when the instance first serves (detached mode's handshake,
+    the CLI's ready lines); without it, ``notify`` says the ready line. ``notify`` (progress
+    lines) and ``warn`` go to the ``portctl`` logger unless given (the CLI passes its own
+    printers).
     """
 
     def __init__(self, spec: ServerSpec, run_dir: RunDir, *, force: bool = False,
                  notify: Callable[[str], None] = logging.getLogger("portctl").info,
                  warn: Callable[[str], None] = logging.getLogger("portctl").warning,
-                 on_ready: Callable[[Record], None] = lambda record: None) -> None:
+                 on_ready: Optional[Callable[[Record], None]] = None) -> None:
         self.spec, self.run_dir, self.force = spec, run_dir, force
         self.notify, self.warn, self.on_ready = notify, warn, on_ready
         self._inbox = Inbox()
@@ -78,6 +79,8 @@ class Supervisor:
         self._ready_deadline = self._backoff_until = 0.0
         self._poll_s = READY_POLL_FIRST_S
         self._tree_stopped = True  # nothing spawned yet
+        self._port_free = True  # the port refused connections once the child's tree stopped
+        self._farewell = ""  # said once the lock is released, after a stop signal
         self._health_failures = 0
         self._health_written_at = 0.0
         self._prober: Any = None  # health.Prober, only with --health
@@ -114,6 +117,8 @@ class Supervisor:
         for _ in range(PORT_ATTEMPTS):
             port = ports.unused_port(preferred, self.spec.port_range, self.spec.host,
                                      skip=lambda p: p in tried or self._locked(p))
+            if not tried and preferred is not None and port != preferred:
+                self.warn(messages.port_moved(preferred, port, ports.first_holder(preferred)))
             tried.add(port)
             self.spec = self.spec.with_port(port)
             if previous is not None and port != previous:
@@ -151,6 +156,8 @@ class Supervisor:
             if name_lock is not None:  # released before the port's lock: a stop waits for that one
                 name_lock.release()
             lock.release()
+            if self._farewell:
+                self.notify(self._farewell)
 
     def _claim_name(self) -> PortLock:
         """Lock the instance's name for its life: names are unique among the live instances of
@@ -237,7 +244,7 @@ class Supervisor:
         elif isinstance(action, StopChild):
             self._stop_child()
         elif isinstance(action, Stopping):
-            self.notify(messages.stopping(self.spec.port, action.reason))
+            self.notify(messages.stopping())
             self._flush()  # `status` shows "stopping" for the whole grace period
             self._event("stopping", reason=action.reason)
         elif isinstance(action, NoteExit):
@@ -320,9 +327,11 @@ class Supervisor:
             return
         self._served = True
         self._flush()  # the handshake hands out the record: it names the child
-        url = ports.instance_url(self.spec.host, self.spec.port)
-        self.notify(messages.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
-        self.on_ready(self._record)
+        if self.on_ready is not None:
+            self.on_ready(self._record)
+        else:
+            url = ports.instance_url(self.spec.host, self.spec.port)
+            self.notify(messages.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
         if self.spec.health:
             from .health import Prober, health_url
 
@@ -391,6 +400,8 @@ class Supervisor:
         if finish.event:
             self._event(finish.event, reason=finish.reason)
         self._final(finish.kind, finish.reason)
+        if finish.kind == "stopped" and not finish.warn:  # a stop signal
+            self._farewell = messages.stopped_free(self.spec.port, self._port_free)
         if finish.warn:
             self.warn(messages.fatal(self.spec.port, finish.reason) if finish.kind == "fatal"
                       else messages.exited(finish.code)[0])
@@ -410,10 +421,12 @@ class Supervisor:
             return
         leader = self._child.pid if self._child is not None else None
         self._child = None
-        stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
-                  hurry=self._second_signal, signame=self.spec.stop_signal)
+        began = time.monotonic()
+        if stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
+                     hurry=self._second_signal, signame=self.spec.stop_signal):
+            self.notify(messages.killed_after(self.spec.grace_s, time.monotonic() - began < self.spec.grace_s))
         platform.reap_adopted(exclude=-1)
-        ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
+        self._port_free = ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
         self._tree_stopped = True
 
     # ------------------------------------------------------------ events

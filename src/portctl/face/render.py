@@ -8,13 +8,16 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from contextlib import contextmanager
 
 from ..base.errors import exit_code_of, message_of
 from ..base.messages import log_tail_header, nothing_holds, short_command, stop_own_hint, take_port_hint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from typing import Any, Iterator, Optional, Sequence, TextIO
+
+    from rich.console import RenderableType
 
 
 def report(exc: BaseException) -> int:
@@ -217,3 +220,98 @@ def service_line(name: str, width: int, line: str, index: int, *, clock: bool = 
     if fancy():
         prefix = f"\x1b[{_SERVICE_COLOURS[index % len(_SERVICE_COLOURS)]}m{prefix}\x1b[0m"
     return f"{prefix} {line}"
+
+
+# ---------------------------------------------------------------- start: the wait and the ready lines
+def _decorated(stream: Any) -> bool:
+    """May ``stream`` get colours and animation: a terminal, NO_COLOR unset, TERM not dumb."""
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+    return tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class Waiting:
+    """What a spinner says while `start` waits: ``what`` (may change meanwhile), then the
+    time since it began; rich asks for it at every refresh."""
+
+    def __init__(self, what: str) -> None:
+        import time
+
+        self.what = what
+        self._began = time.monotonic()
+        self._spinner: Any = None
+
+    def __rich__(self) -> RenderableType:
+        import time
+
+        from rich.spinner import Spinner
+
+        text = f"{self.what} … {time.monotonic() - self._began:.1f} s"
+        if self._spinner is None:
+            self._spinner = Spinner("dots", text=text, style="cyan")
+        else:
+            self._spinner.update(text=text)
+        spinner: RenderableType = self._spinner
+        return spinner
+
+
+def _wait_stream() -> Optional[TextIO]:
+    """Where a spinner goes: stderr when it is a terminal, else stdout if that is one."""
+    for stream in (sys.stderr, sys.stdout):
+        if _decorated(stream):
+            return stream
+    return None
+
+
+@contextmanager
+def waiting(what: str) -> Iterator[Waiting]:
+    """A transient spinner with the elapsed time on a terminal, for the block's duration (gone
+    before anything after it prints); nothing at all when piped. Ctrl+C still interrupts."""
+    state = Waiting(what)
+    stream = _wait_stream()
+    if stream is None:
+        yield state
+        return
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(state, console=Console(file=stream), refresh_per_second=12, transient=True,
+              redirect_stdout=stream is sys.stdout, redirect_stderr=stream is sys.stderr):
+        yield state
+
+
+def ready(lead: str, lan: Sequence[str] = (), lines: Sequence[str] = ()) -> None:
+    """The ready line (its URL on one line), the LAN URLs, then the details: on a terminal a
+    green check and dimmed details (rich); plain text, the same words, otherwise."""
+    if not _decorated(sys.stdout):
+        for line in (lead, *lan, *lines):
+            say(line)
+        return
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text.assemble(("\u2713 ", "bold green"), (lead, "bold")), soft_wrap=True)
+    for line in lan:
+        console.print(Text(line, style="bold"), soft_wrap=True)
+    details(lines)
+
+
+def details(lines: Sequence[str]) -> None:
+    """Lines of detail: dimmed on a terminal (rich), plain otherwise."""
+    if not _decorated(sys.stdout):
+        for line in lines:
+            say(line)
+        return
+    from rich.text import Text
+
+    console = _console()
+    for line in lines:
+        console.print(Text(line, style="dim"), soft_wrap=True)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)

@@ -54,12 +54,13 @@ def live_services(project: Project, run_dir: RunDir) -> dict[str, Status]:
 
 
 def resolve_ports(project: Project, running: Mapping[str, int], wanted: Iterable[str],
-                  previous: Mapping[str, int] = {}) -> dict[str, int]:
+                  previous: Mapping[str, int] = {},
+                  notify: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """The port of every running service (``running``) and of every service in ``wanted``:
     fixed ones as written, ``"auto"`` ones the first free port from their previous one
     (``previous``, a restart), else their range, else 8000, then any; never one already
-    given to another service."""
-    from ..core.ports import unused_port
+    given to another service. A first choice held by some other process is ``notify``-ed."""
+    from ..core.ports import first_holder, is_busy, unused_port
 
     ports = dict(running)
     taken = set(ports.values()) | {s.port for s in project.services if not s.auto}
@@ -72,6 +73,8 @@ def resolve_ports(project: Project, running: Mapping[str, int], wanted: Iterable
         first = previous.get(service.name) or (service.port_range[0] if service.port_range
                                                else AUTO_FIRST_PORT)
         port = unused_port(first, service.port_range, service.host, skip=taken.__contains__)
+        if port != first and first not in taken and is_busy(service.host, first):
+            notify(f"{service.name}: " + messages.port_moved(first, port, first_holder(first)))
         taken.add(port)
         ports[service.name] = port
     return ports
@@ -102,9 +105,12 @@ class _Launcher:
     """One start: a thread per service, each waiting on its dependencies' gates."""
 
     def __init__(self, project: Project, run_dir: RunDir, ports: Mapping[str, int], *,
-                 force: bool, keep_going: bool, foreground: bool) -> None:
+                 force: bool, keep_going: bool, foreground: bool,
+                 waiting: Callable[[Sequence[str]], None] = lambda _: None) -> None:
         self.project, self.run_dir, self.ports = project, run_dir, ports
         self.force, self.keep_going, self.foreground = force, keep_going, foreground
+        self.waiting = waiting
+        self.pending: list[str] = []  # the services not launched, nor given up, yet
         self.started: dict[str, threading.Event] = {}
         self.done: dict[str, threading.Event] = {}
         self.bad: set[str] = set()
@@ -118,6 +124,8 @@ class _Launcher:
         for name in names:
             self.started[name], self.done[name] = threading.Event(), threading.Event()
         threads = []
+        self.pending = [n for n in names if n not in running]
+        self.waiting(list(self.pending))
         for name in names:
             if name in running:
                 self.result.running.append(name)
@@ -148,6 +156,10 @@ class _Launcher:
         finally:
             self.started[name].set()
             self.done[name].set()
+            with self._lock:
+                self.pending.remove(name)
+                left = list(self.pending)
+            self.waiting(left)
 
     def _wait_for_dependencies(self, name: str) -> Optional[str]:
         """None once every dependency reached its condition; else the one that failed."""
@@ -194,14 +206,18 @@ class _Launcher:
 
 def start(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, force: bool = False,
           keep_going: bool = False, foreground: bool = False, previous: Mapping[str, int] = {},
-          interrupted: Callable[[], bool] = lambda: False) -> Started:
+          interrupted: Callable[[], bool] = lambda: False, notify: Callable[[str], None] = lambda _: None,
+          waiting: Callable[[Sequence[str]], None] = lambda _: None) -> Started:
     """Start ``names`` (all when empty) with their dependencies; running ones are left alone.
-    Unless ``keep_going``, a failure stops what this start launched, dependents first."""
+    Unless ``keep_going``, a failure stops what this start launched, dependents first.
+    ``notify`` hears of a port moved off a busy first choice; ``waiting`` is told the services
+    still waited on, whenever that changes."""
     order = project.start_order(names)
     wanted = {n for level in order for n in level}
     live = live_services(project, run_dir)
-    ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous)
-    launcher = _Launcher(project, run_dir, ports, force=force, keep_going=keep_going, foreground=foreground)
+    ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous, notify)
+    launcher = _Launcher(project, run_dir, ports, force=force, keep_going=keep_going, foreground=foreground,
+                         waiting=waiting)
     result = launcher.run(order, set(live), interrupted)
     if result.failed and not keep_going and result.launched:
         stop(project, run_dir, result.launched, dependents=False)
