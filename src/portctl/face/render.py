@@ -162,7 +162,8 @@ def log_to() -> None:
 
 
 def fancy() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    """May stdout get colours and tables drawn by rich."""
+    return _decorated(sys.stdout)
 
 
 def say(line: str) -> None:
@@ -285,7 +286,7 @@ def waiting(what: str) -> Iterator[Waiting]:
 def ready(lead: str, lan: Sequence[str] = (), lines: Sequence[str] = ()) -> None:
     """The ready line (its URL on one line), the LAN URLs, then the details: on a terminal a
     green check and dimmed details (rich); plain text, the same words, otherwise."""
-    if not _decorated(sys.stdout):
+    if not fancy():
         for line in (lead, *lan, *lines):
             say(line)
         return
@@ -300,7 +301,7 @@ def ready(lead: str, lan: Sequence[str] = (), lines: Sequence[str] = ()) -> None
 
 def details(lines: Sequence[str]) -> None:
     """Lines of detail: dimmed on a terminal (rich), plain otherwise."""
-    if not _decorated(sys.stdout):
+    if not fancy():
         for line in lines:
             say(line)
         return
@@ -309,9 +310,3 @@ def details(lines: Sequence[str]) -> None:
     console = _console()
     for line in lines:
         console.print(Text(line, style="dim"), soft_wrap=True)
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False)
