@@ -62,6 +62,20 @@ def test_ctrl_c_reaches_the_command() -> None:
         term.close()
 
 
+def test_the_command_gets_the_pane_size_and_its_last_output_shows_at_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # ours, not the pane's: the command must not see them
+    monkeypatch.setenv("LINES", "50")
+    term = Terminal()
+    try:
+        term.start([sys.executable, "-c", "import os, shutil\nfor i in range(300): print('row', i)\n"
+                    "print('size', tuple(shutil.get_terminal_size()), os.environ.get('COLUMNS'))"])
+        assert term.wait_exit() == 0
+        rows = term.capture().splitlines()
+        assert "row 299" in rows and "size (80, 24) None" in rows, rows[-5:]
+    finally:
+        term.close()
+
+
 # ----------------------------------------------------------------------------- start and stop
 def portctl_argv(portctl: Portctl, *args: object) -> list[str]:
     return portctl.argv(*map(str, args))

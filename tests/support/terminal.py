@@ -36,12 +36,17 @@ from support.processes import reap
 from support.waits import HANG_GUARD_S, wait_until
 
 SESSION = "t"
+EXITED = "portctl-test-exited"  # the pane's title once the command exited
 # The pane runs the command under this wrapper, which writes its exit status (-N: killed by
 # signal N) to a file: tmux's own #{pane_dead_status} is sometimes never filled in. A caught
-# SIGINT (not an ignored one) is reset by exec, so the command gets Ctrl+C as it would.
-_WRAPPER = """import os, signal, subprocess, sys
+# SIGINT (not an ignored one) is reset by exec, so the command gets Ctrl+C as it would. Before
+# that, it sets the pane's title (an escape, after everything the command wrote): once tmux
+# shows that title, the screen holds all the command's output.
+_WRAPPER = f"""import os, signal, subprocess, sys
 signal.signal(signal.SIGINT, lambda *_: None)
 code = subprocess.call(sys.argv[2:])
+sys.stdout.write("\\x1b]2;{EXITED}\\x07")
+sys.stdout.flush()
 with open(sys.argv[1] + ".tmp", "w") as fh:
     fh.write(str(code))
 os.replace(sys.argv[1] + ".tmp", sys.argv[1])
@@ -76,8 +81,10 @@ class Terminal:
     def start(self, cmd: Sequence[str], env: Optional[Mapping[str, str]] = None,
               cwd: Optional[Path] = None) -> None:
         """Run ``cmd`` (an argv) in a new pane, in ``cwd`` (default: ours). Its environment:
-        ours, without NO_COLOR and TMUX, TERM set by tmux, plus ``env``."""
-        base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TMUX", "TERM")}
+        ours, without NO_COLOR and TMUX, TERM set by tmux, no COLUMNS or LINES (the size is
+        the pane's), plus ``env``."""
+        drop = ("NO_COLOR", "TMUX", "TERM", "COLUMNS", "LINES")
+        base = {k: v for k, v in os.environ.items() if k not in drop}
         self._env = {**base, **(env or {})}
         argv = [sys.executable, "-c", _WRAPPER, str(self._status), *map(str, cmd)]
         line = "exec " + " ".join(shlex.quote(a) for a in argv)
@@ -136,14 +143,16 @@ class Terminal:
             return None
 
     def wait_exit(self, deadline: float = HANG_GUARD_S) -> int:
-        """Wait until the command exited; its exit status."""
+        """Wait until the command exited and tmux shows all it wrote; its exit status."""
         codes: list[int] = []
 
         def exited() -> bool:
             code = self.exit_status()
-            if code is not None:
-                codes.append(code)
-            return code is not None
+            if code is None or self._tmux("display-message", "-p", "-t", SESSION,
+                                          "#{pane_title}").strip() != EXITED:
+                return False
+            codes.append(code)
+            return True
 
         wait_until(exited, deadline, "the command in the terminal to exit", interval=0.05)
         return codes[-1]
