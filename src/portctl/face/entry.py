@@ -36,6 +36,10 @@ _KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json"}  # 
 
 
 def main() -> None:
+    if _may_start_a_project(sys.argv[1:]):
+        from ..core.forkserver import start_early
+
+        start_early()
     code = _fast(sys.argv[1:])
     if code is None:
         from .cli import main as cli_main
@@ -43,6 +47,32 @@ def main() -> None:
         cli_main()
         return
     _leave(code)
+
+
+def _may_start_a_project(argv: list[str]) -> bool:
+    """`start` or `restart` without a command after ``--``, here or below a project file:
+    the supervisors' fork server is worth starting before anything is parsed (a guess, by
+    file names alone: a wrong one costs a process that ends with this one)."""
+    words = argv[2:] if argv[:1] == ["--run-dir"] else argv
+    if words[:1] not in (["start"], ["restart"]) or "--" in words or "--help" in words:
+        return False
+    here = os.getcwd()
+    while True:
+        if any(os.path.isfile(os.path.join(here, name)) for name in ("portctl.toml", "Procfile")) \
+                or _names_portctl(os.path.join(here, "pyproject.toml")):
+            return True
+        parent = os.path.dirname(here)
+        if parent == here:
+            return False
+        here = parent
+
+
+def _names_portctl(pyproject: str) -> bool:
+    try:
+        with open(pyproject, "rb") as file:
+            return b"[tool.portctl" in file.read(1 << 20)
+    except OSError:
+        return False
 
 
 def _leave(code: int) -> None:

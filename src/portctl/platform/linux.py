@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Callable, Iterable, Mapping, Optional, Sequence
 
+    from .forking import ForkServer
     from .records import Listener
 
 NAME = "linux"
@@ -54,6 +55,24 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
             os._exit(1)
 
     return _posix.spawn(argv, env, cwd, capture, preexec=die_with_parent)
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> ForkServer:
+    """One server forks every supervisor of a project start (``forking``): one import of
+    the supervisor instead of one per service, its pages shared."""
+    from .forking import start_server
+
+    return start_server(argv, cwd)
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """``posix.serve_forks``, once what a Linux supervisor loads on its way to serving
+    (prctl through ctypes, the netlink reader) is imported, for all the forks at once."""
+    import ctypes  # noqa: F401
+
+    from . import linux_net  # noqa: F401
+
+    _posix.serve_forks(child)
 
 
 def become_subreaper() -> None:

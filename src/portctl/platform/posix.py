@@ -42,6 +42,19 @@ def spawn(
                             preexec_fn=preexec, stdin=stdin, stdout=pipe, stderr=pipe)
 
 
+def fork_server(argv: Sequence[str], cwd: Path) -> None:
+    """None: each supervisor runs its own interpreter here. On macOS a fork without exec is
+    unsafe once system libraries have started threads; the BSDs are untried."""
+    return None
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """The fork server's loop (``forking.serve``); Linux starts the server."""
+    from .forking import serve
+
+    serve(child)
+
+
 def become_subreaper() -> None:
     """Adopt orphaned descendants (Linux only); elsewhere they go to init."""
 

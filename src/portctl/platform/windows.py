@@ -13,7 +13,7 @@ import socket
 import subprocess
 from ctypes import wintypes
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import psutil
 
@@ -85,6 +85,16 @@ def _assign_to_job(process_handle: int) -> None:
         job, _JOB_OBJECT_EXTENDED_LIMIT_INFORMATION, ctypes.byref(limits), ctypes.sizeof(limits))
     kernel32.AssignProcessToJobObject(job, process_handle)
     _jobs.append(job)
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> None:
+    """None: Windows has no fork; each supervisor runs its own interpreter."""
+    return None
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """Windows has no fork: there is no fork server to run."""
+    raise OSError("forked supervisors need fork(), which Windows does not have")
 
 
 def become_subreaper() -> None:

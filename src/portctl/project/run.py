@@ -1,7 +1,8 @@
 """Driving a project by name: start, stop, restart, status and logs of its services.
 
-Each service runs under its own detached supervisor (``daemon.launch``, as `start -d` runs
-one), in the run dir, so each keeps its ``.server_<port>.pid`` naming that supervisor. Every
+Each service runs under its own detached supervisor (as `start -d` runs one; forked by one
+server where the platform forks, ``forkserver``), in the run dir, so each keeps its
+``.server_<port>.pid`` naming that supervisor. Every
 ``"auto"`` port is chosen before anything starts, so every service gets every
 ``PORTCTL_<NAME>_PORT|URL`` and placeholder. A service is launched, on its own thread, once
 each of its dependencies reached its condition; services that do not wait on each other start
@@ -23,6 +24,10 @@ from ..base.errors import PortctlError
 from ..core.runfiles import RunDir
 from ..core.status import LIVE_STATES, Status, collect as instance_status
 from .model import AUTO_FIRST_PORT, Project
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.forkserver import Supervisors
 
 STARTED_POLL_S = 0.02  # how often a `started` gate reads the dependency's record
 QUEUE_POLL_S = 0.1  # how often a wait for log lines looks at its stop condition
@@ -101,9 +106,9 @@ class Started(NamedTuple):
 class _Launcher:
     """One start: a thread per service, each waiting on its dependencies' gates."""
 
-    def __init__(self, project: Project, run_dir: RunDir, ports: Mapping[str, int], *,
+    def __init__(self, project: Project, run_dir: RunDir, ports: Mapping[str, int], supervisors: Supervisors, *,
                  force: bool, keep_going: bool, foreground: bool) -> None:
-        self.project, self.run_dir, self.ports = project, run_dir, ports
+        self.project, self.run_dir, self.ports, self.supervisors = project, run_dir, ports, supervisors
         self.force, self.keep_going, self.foreground = force, keep_going, foreground
         self.started: dict[str, threading.Event] = {}
         self.done: dict[str, threading.Event] = {}
@@ -159,14 +164,12 @@ class _Launcher:
         return None
 
     def _launch(self, name: str) -> None:
-        from ..core.daemon import launch
-
         try:
             spec = self.project.spec(name, self.ports, os.environ, detached=True)
             if self.foreground and not self.project.service(name).restart:
                 spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
             threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
-            outcome = launch(spec, self.run_dir, self.force)
+            outcome = self.supervisors.launch(spec, self.force)
             failure = None if outcome.code == 0 else Failure(name, outcome.code, outcome.message,
                                                              outcome.hint, outcome.log)
         except PortctlError as exc:
@@ -197,12 +200,19 @@ def start(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, force
           interrupted: Callable[[], bool] = lambda: False) -> Started:
     """Start ``names`` (all when empty) with their dependencies; running ones are left alone.
     Unless ``keep_going``, a failure stops what this start launched, dependents first."""
-    order = project.start_order(names)
-    wanted = {n for level in order for n in level}
-    live = live_services(project, run_dir)
-    ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous)
-    launcher = _Launcher(project, run_dir, ports, force=force, keep_going=keep_going, foreground=foreground)
-    result = launcher.run(order, set(live), interrupted)
+    from ..core.forkserver import Supervisors
+
+    supervisors = Supervisors(run_dir)  # first: its start-up overlaps ours
+    try:
+        order = project.start_order(names)
+        wanted = {n for level in order for n in level}
+        live = live_services(project, run_dir)
+        ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous)
+        launcher = _Launcher(project, run_dir, ports, supervisors, force=force, keep_going=keep_going,
+                             foreground=foreground)
+        result = launcher.run(order, set(live), interrupted)
+    finally:
+        supervisors.close()
     if result.failed and not keep_going and result.launched:
         stop(project, run_dir, result.launched, dependents=False)
     return result
