@@ -195,6 +195,8 @@ def test_a_launch_without_its_server_runs_a_daemon_instead(tmp_path: Path) -> No
     (["start", "-d"], {"pyproject.toml": "[project]\nname = 'x'\n"}, False),
     (["start", "-d", "--", "uvicorn", "app:app"], {"portctl.toml": ""}, False),
     (["start", "--help"], {"portctl.toml": ""}, False),
+    (["start", "-d", "--port", "8001"], {"portctl.toml": ""}, False),
+    (["start", "api", "web", "--keep-going", "--force"], {"portctl.toml": ""}, True),
     (["stop"], {"portctl.toml": ""}, False),
     (["start"], {}, False),
 ])

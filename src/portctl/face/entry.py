@@ -49,12 +49,17 @@ def main() -> None:
     _leave(code)
 
 
+_PROJECT_FLAGS = {"-d", "--detach", "--force", "--keep-going"}  # the options `start NAME...` takes in a project
+
+
 def _may_start_a_project(argv: list[str]) -> bool:
-    """`start` or `restart` without a command after ``--``, here or below a project file:
-    the supervisors' fork server is worth starting before anything is parsed (a guess, by
-    file names alone: a wrong one costs a process that ends with this one)."""
+    """`start` or `restart` with service names at most and no option a project refuses, here
+    or below a project file: the supervisors' fork server is worth starting before anything
+    is parsed. A guess, by file names alone; a wrong one (the words were a command to run)
+    costs a process that waits, idle, until this one ends."""
     words = argv[2:] if argv[:1] == ["--run-dir"] else argv
-    if words[:1] not in (["start"], ["restart"]) or "--" in words or "--help" in words:
+    if words[:1] not in (["start"], ["restart"]) \
+            or any(w.startswith("-") and w not in _PROJECT_FLAGS for w in words[1:]):
         return False
     here = os.getcwd()
     while True:

@@ -106,9 +106,9 @@ class Started(NamedTuple):
 class _Launcher:
     """One start: a thread per service, each waiting on its dependencies' gates."""
 
-    def __init__(self, project: Project, run_dir: RunDir, ports: Mapping[str, int], supervisors: Supervisors, *,
+    def __init__(self, project: Project, run_dir: RunDir, ports: Mapping[str, int], *,
                  force: bool, keep_going: bool, foreground: bool) -> None:
-        self.project, self.run_dir, self.ports, self.supervisors = project, run_dir, ports, supervisors
+        self.project, self.run_dir, self.ports = project, run_dir, ports
         self.force, self.keep_going, self.foreground = force, keep_going, foreground
         self.started: dict[str, threading.Event] = {}
         self.done: dict[str, threading.Event] = {}
@@ -116,6 +116,7 @@ class _Launcher:
         self.abort = threading.Event()
         self.result = Started([], [], [], [])
         self._lock = threading.Lock()
+        self._supervisors: Optional[Supervisors] = None  # at the first launch; closed by run()
 
     def run(self, order: Sequence[Sequence[str]], running: Iterable[str],
             interrupted: Callable[[], bool]) -> Started:
@@ -132,11 +133,15 @@ class _Launcher:
             thread = threading.Thread(target=self._one, args=(name,), name=f"start-{name}", daemon=True)
             thread.start()
             threads.append(thread)
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)
-                if interrupted():
-                    self.abort.set()  # launches under way finish; nothing new starts
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+                    if interrupted():
+                        self.abort.set()  # launches under way finish; nothing new starts
+        finally:
+            if self._supervisors is not None:
+                self._supervisors.close()
         return self.result
 
     def _one(self, name: str) -> None:
@@ -169,7 +174,7 @@ class _Launcher:
             if self.foreground and not self.project.service(name).restart:
                 spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
             threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
-            outcome = self.supervisors.launch(spec, self.force)
+            outcome = self.supervisors().launch(spec, self.force)
             failure = None if outcome.code == 0 else Failure(name, outcome.code, outcome.message,
                                                              outcome.hint, outcome.log)
         except PortctlError as exc:
@@ -184,6 +189,15 @@ class _Launcher:
             self.result.failed.append(failure)
         if not self.keep_going:
             self.abort.set()
+
+    def supervisors(self) -> Supervisors:
+        """What launches the supervisors (the fork server the entry point may have started)."""
+        from ..core.forkserver import Supervisors
+
+        with self._lock:
+            if self._supervisors is None:
+                self._supervisors = Supervisors(self.run_dir)
+            return self._supervisors
 
     def _watch_started(self, name: str, port: int) -> None:
         """Open the ``started`` gate once the service's supervisor recorded a child."""
@@ -200,19 +214,12 @@ def start(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, force
           interrupted: Callable[[], bool] = lambda: False) -> Started:
     """Start ``names`` (all when empty) with their dependencies; running ones are left alone.
     Unless ``keep_going``, a failure stops what this start launched, dependents first."""
-    from ..core.forkserver import Supervisors
-
-    supervisors = Supervisors(run_dir)  # first: its start-up overlaps ours
-    try:
-        order = project.start_order(names)
-        wanted = {n for level in order for n in level}
-        live = live_services(project, run_dir)
-        ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous)
-        launcher = _Launcher(project, run_dir, ports, supervisors, force=force, keep_going=keep_going,
-                             foreground=foreground)
-        result = launcher.run(order, set(live), interrupted)
-    finally:
-        supervisors.close()
+    order = project.start_order(names)
+    wanted = {n for level in order for n in level}
+    live = live_services(project, run_dir)
+    ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous)
+    launcher = _Launcher(project, run_dir, ports, force=force, keep_going=keep_going, foreground=foreground)
+    result = launcher.run(order, set(live), interrupted)
     if result.failed and not keep_going and result.launched:
         stop(project, run_dir, result.launched, dependents=False)
     return result
