@@ -1,6 +1,7 @@
-"""The console entry point. `--version`, `who`, `status`, `port`, `url` and `stop` in their
-plain forms run without importing click (Makefiles and scripts call them in loops, and
-click's import alone costs more than Python's start-up): ``SHAPES`` declares those forms,
+"""The console entry point. `--version`, `who`, `status`, `port`, `url`, `stop` and a
+project's `start` in their plain forms run without importing click (Makefiles and scripts
+call them in loops, and click's import alone costs more than Python's start-up; a project
+start waits on it before anything launches): ``SHAPES`` declares those forms,
 and each maps to the function of ``commands`` the click CLI calls, with the values click
 would pass (tests/test_app_layer.py checks both against click's own parse). Any other
 form, `--help` or a doubt about the arguments goes to the click CLI, which stays the one
@@ -31,8 +32,10 @@ SHAPES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("stop", NAMES, "--port", PORT), "stop"),
     (("port", NAME), "port_of"),
     (("url", NAME), "url"),
+    (("start", NAMES, "-d", "--detach", "--force", "--keep-going"), "start_project"),  # None: not a project's
 )
-_KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json"}  # else the option's name
+_KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json", "-d": "detach",
+            "--keep-going": "keep_going"}  # else the option's name
 
 
 def main() -> None:
@@ -97,7 +100,8 @@ def _leave(code: int) -> None:
 
 def _fast(argv: list[str]) -> Optional[int]:
     """Run ``argv`` when it has one of the SHAPES (or is ``--version``): its exit code; None
-    to let click handle these arguments."""
+    to let click handle these arguments (also when the command answers None: a `start`
+    whose words are no project's services)."""
     run_dir = os.environ.get("PORTCTL_RUN_DIR") or ""  # "": found from the current directory
     if len(argv) >= 2 and argv[0] == "--run-dir":
         run_dir, argv = argv[1], argv[2:]
@@ -112,7 +116,7 @@ def _fast(argv: list[str]) -> Optional[int]:
     from . import commands, render
 
     name, values = call
-    function: Callable[..., int] = getattr(commands, name)
+    function: Callable[..., Optional[int]] = getattr(commands, name)
     try:
         return function(run_dir=_path(run_dir), **values)
     except Exception as exc:  # a library error, a bug of ours or an OS refusal: one line
@@ -135,7 +139,7 @@ def _match(slots: tuple[str, ...], words: list[str]) -> Optional[Values]:
     option's last value wins), or None when click might read them otherwise or refuse them."""
     positional = slots[:_first_option(slots)]
     options = {s: (slots[i + 1] if slots[i + 1:i + 2] and slots[i + 1] in KINDS else None)
-               for i, s in enumerate(slots) if s.startswith("--")}
+               for i, s in enumerate(slots) if s.startswith("-")}
     values: Values = {_keyword(s): (() if s == NAMES else None) for s in positional}
     values.update({_keyword(o): (False if kind is None else None) for o, kind in options.items()})
     taken = 0
@@ -162,7 +166,7 @@ def _match(slots: tuple[str, ...], words: list[str]) -> Optional[Values]:
 
 
 def _first_option(slots: tuple[str, ...]) -> int:
-    return next((i for i, s in enumerate(slots) if s.startswith("--")), len(slots))
+    return next((i for i, s in enumerate(slots) if s.startswith("-")), len(slots))
 
 
 def _keyword(slot: str) -> str:

@@ -173,7 +173,8 @@ class _Launcher:
             spec = self.project.spec(name, self.ports, os.environ, detached=True)
             if self.foreground and not self.project.service(name).restart:
                 spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
-            threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
+            if any(s.depends_on.get(name) == "started" for s in self.project.services):  # else no gate to open
+                threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
             outcome = self.supervisors().launch(spec, self.force)
             failure = None if outcome.code == 0 else Failure(name, outcome.code, outcome.message,
                                                              outcome.hint, outcome.log)
