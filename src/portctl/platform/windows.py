@@ -87,16 +87,6 @@ def _assign_to_job(process_handle: int) -> None:
     _jobs.append(job)
 
 
-def fork_server(argv: Sequence[str], cwd: Path) -> None:
-    """None: Windows has no fork; each supervisor runs its own interpreter."""
-    return None
-
-
-def serve_forks(child: Callable[[bytes], int]) -> None:
-    """Windows has no fork: there is no fork server to run."""
-    raise OSError("forked supervisors need fork(), which Windows does not have")
-
-
 def become_subreaper() -> None:
     """The job object already ties the tree to the supervisor."""
 
@@ -228,3 +218,13 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     import time
 
     time.sleep(max(0.0, min(timeout_s, 0.005)))
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> None:
+    """None: Windows has no fork; each supervisor runs its own interpreter."""
+    return None
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """Windows has no fork: there is no fork server to run."""
+    raise OSError("forked supervisors need fork(), which Windows does not have")
