@@ -210,3 +210,11 @@ def test_the_entry_point_guesses_a_project_start_from_file_names(
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")  # found upward, as the project is
     assert _may_start_a_project(argv) is expected
+
+
+def test_the_entry_points_guess_never_waits_on_a_fifo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portctl.face.entry import _may_start_a_project
+
+    os.mkfifo(tmp_path / "pyproject.toml")
+    monkeypatch.chdir(tmp_path)
+    assert _may_start_a_project(["start", "-d"]) is False  # at once: nobody writes the FIFO

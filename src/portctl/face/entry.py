@@ -76,11 +76,20 @@ def _may_start_a_project(argv: list[str]) -> bool:
 
 
 def _names_portctl(pyproject: str) -> bool:
+    """Whether ``pyproject`` is a regular file naming ``[tool.portctl``: opened without
+    blocking, so a FIFO in its place is never waited on."""
+    import stat
+
     try:
-        with open(pyproject, "rb") as file:
-            return b"[tool.portctl" in file.read(1 << 20)
+        fd = os.open(pyproject, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and b"[tool.portctl" in os.read(fd, 1 << 20)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _leave(code: int) -> None:
