@@ -218,3 +218,28 @@ def test_the_entry_points_guess_never_waits_on_a_fifo(tmp_path: Path, monkeypatc
     os.mkfifo(tmp_path / "pyproject.toml")
     monkeypatch.chdir(tmp_path)
     assert _may_start_a_project(["start", "-d"]) is False  # at once: nobody writes the FIFO
+
+
+def test_a_projects_start_runs_without_click(tmp_path: Path, spawn: Callable[..., Popen]) -> None:
+    """`start -d` in a project takes the entry's fast path: click is never imported (its import
+    alone, ~30 ms, came before anything launched)."""
+    root, ports = tmp_path / "proj", free_ports(2)
+    write_project(root, ports)
+    report = ("import atexit, sys\n"
+              "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sys.modules) + '\\n'))\n"
+              "from portctl.face.entry import main\n"
+              "sys.argv = ['portctl', 'start', '-d']\n"
+              "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
+    proc = spawn([sys.executable, "-c", report], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert all(accepts(port) for port in ports)
+        modules = set(next(ln for ln in err.splitlines() if ln.startswith("MODULES ")).split()[1:])
+        assert "portctl.face.entry" in modules and "portctl.project.run" in modules
+        assert "click" not in modules and "portctl.face.cli" not in modules
+    finally:
+        stopped = portctl(spawn, root, "stop")
+    assert stopped.returncode == 0, stopped.stderr
