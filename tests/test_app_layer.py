@@ -121,7 +121,7 @@ def shape_argvs(shape: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
             parts.append(st.lists(name.map(lambda w: [w]), max_size=3).map(lambda ws: [w for x in ws for w in x]))
         elif slot in kind and (i == 0 or not slots[i - 1].startswith("--")):
             parts.append(kind[slot].map(lambda w: [w]))
-        elif slot.startswith("--"):
+        elif slot.startswith("-"):
             value = kind.get(slots[i + 1]) if i + 1 < len(slots) and slots[i + 1] in kind else None
             spelt = st.sampled_from([slot, *(short for short, long in entry.ALIASES.items() if long == slot)])
             taken = st.tuples(spelt, value).map(list) if value is not None else st.just([slot])

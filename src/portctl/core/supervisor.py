@@ -192,12 +192,12 @@ class Supervisor:
                               log=log)
         self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
-        self.run_dir.write_spec(self.spec)
 
     def _serve(self) -> int:
         try:
             self._open_log()
             self._spawn()
+            self.run_dir.write_spec(self.spec)  # once the child runs: its fsync delays no start
             self._flush()
             return self._loop()
         finally:

@@ -225,3 +225,16 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     import time
 
     time.sleep(max(0.0, min(timeout_s, _EXIT_POLL_S)))
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> None:
+    """None: each supervisor runs its own interpreter here. On macOS a fork without exec is
+    unsafe once system libraries have started threads; the BSDs are untried."""
+    return None
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """The fork server's loop (``forking.serve``); Linux starts the server."""
+    from .forking import serve
+
+    serve(child)

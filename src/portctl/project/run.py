@@ -1,7 +1,8 @@
 """Driving a project by name: start, stop, restart, status and logs of its services.
 
-Each service runs under its own detached supervisor (``daemon.launch``, as `start -d` runs
-one), in the run dir, so each keeps its ``.server_<port>.pid`` naming that supervisor. Every
+Each service runs under its own detached supervisor (as `start -d` runs one; forked by one
+server where the platform forks, ``forkserver``), in the run dir, so each keeps its
+``.server_<port>.pid`` naming that supervisor. Every
 ``"auto"`` port is chosen before anything starts, so every service gets every
 ``PORTCTL_<NAME>_PORT|URL`` and placeholder. A service is launched, on its own thread, once
 each of its dependencies reached its condition; services that do not wait on each other start
@@ -23,6 +24,10 @@ from ..base.errors import PortctlError
 from ..core.runfiles import RunDir
 from ..core.status import LIVE_STATES, Status, collect as instance_status
 from .model import AUTO_FIRST_PORT, Project
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.forkserver import Supervisors
 
 STARTED_POLL_S = 0.02  # how often a `started` gate reads the dependency's record
 QUEUE_POLL_S = 0.1  # how often a wait for log lines looks at its stop condition
@@ -117,6 +122,7 @@ class _Launcher:
         self.abort = threading.Event()
         self.result = Started([], [], [], [])
         self._lock = threading.Lock()
+        self._supervisors: Optional[Supervisors] = None  # at the first launch; closed by run()
 
     def run(self, order: Sequence[Sequence[str]], running: Iterable[str],
             interrupted: Callable[[], bool]) -> Started:
@@ -135,11 +141,15 @@ class _Launcher:
             thread = threading.Thread(target=self._one, args=(name,), name=f"start-{name}", daemon=True)
             thread.start()
             threads.append(thread)
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)
-                if interrupted():
-                    self.abort.set()  # launches under way finish; nothing new starts
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+                    if interrupted():
+                        self.abort.set()  # launches under way finish; nothing new starts
+        finally:
+            if self._supervisors is not None:
+                self._supervisors.close()
         return self.result
 
     def _one(self, name: str) -> None:
@@ -171,14 +181,13 @@ class _Launcher:
         return None
 
     def _launch(self, name: str) -> None:
-        from ..core.daemon import launch
-
         try:
             spec = self.project.spec(name, self.ports, os.environ, detached=True)
             if self.foreground and not self.project.service(name).restart:
                 spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
-            threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
-            outcome = launch(spec, self.run_dir, self.force)
+            if any(s.depends_on.get(name) == "started" for s in self.project.services):  # else no gate to open
+                threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
+            outcome = self.supervisors().launch(spec, self.force)
             failure = None if outcome.code == 0 else Failure(name, outcome.code, outcome.message,
                                                              outcome.hint, outcome.log)
         except PortctlError as exc:
@@ -193,6 +202,15 @@ class _Launcher:
             self.result.failed.append(failure)
         if not self.keep_going:
             self.abort.set()
+
+    def supervisors(self) -> Supervisors:
+        """What launches the supervisors (the fork server the entry point may have started)."""
+        from ..core.forkserver import Supervisors
+
+        with self._lock:
+            if self._supervisors is None:
+                self._supervisors = Supervisors(self.run_dir)
+            return self._supervisors
 
     def _watch_started(self, name: str, port: int) -> None:
         """Open the ``started`` gate once the service's supervisor recorded a child."""
