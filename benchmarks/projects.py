@@ -2,6 +2,7 @@
 
     python benchmarks/projects.py            # 5 rounds
     python benchmarks/projects.py --quick    # 2 rounds, for development
+    python benchmarks/projects.py --quick --print-only   # the same, docs/benchmarks.md untouched
 
 The project: a uvicorn backend (`uvicorn portctl.demo:app`), a Node frontend (a tiny
 `http.createServer` script) and a Python worker that listens after 0.3 s, each on a fixed port
@@ -11,7 +12,7 @@ The project: a uvicorn backend (`uvicorn portctl.demo:app`), a Node frontend (a 
 In interleaved rounds it measures: the command until all three serve, against the floor (the
 three spawned together, no manager); stop until all ports refuse, and until the command
 returns; the backend SIGKILLed until it serves again (the others checked meanwhile); the
-manager's own memory while idle (RSS and USS); processes left after stop. Then `portctl status` in a 10-service
+manager's own memory while idle (RSS, USS and PSS); processes left after stop. Then `portctl status` in a 10-service
 project against `python -c pass`. The peers are installed as benchmarks/supervise.py installs
 them (benchmarks/.peers; honcho into supervisord's venv); a peer that cannot be installed is
 skipped with a note, and so is portctl when `portctl start -d` does not start the project.
@@ -328,19 +329,20 @@ def kill_all(snapshot: Snapshot) -> None:
             pass
 
 
-def manager_memory(tool: Manager) -> tuple[float, float, int]:
-    """RSS and USS (the pages no other process shares) in MiB, and the process count, of the
-    manager's trees minus the services' trees."""
+def manager_memory(tool: Manager) -> tuple[float, float, float, int]:
+    """RSS, USS (the pages no other process shares) and PSS (each page divided among the
+    processes sharing it) in MiB, and the process count, of the manager's trees minus the
+    services' trees."""
     services = tree([pid for pids in serving_pids(tool.ports).values() for pid in pids])
     own = [pid for pid in tree(tool.roots()) if pid not in services]
-    rss = uss = 0
+    rss = uss = pss = 0
     for pid in own:
         try:
             memory = psutil.Process(pid).memory_full_info()
         except psutil.Error:
             continue
-        rss, uss = rss + memory.rss, uss + memory.uss
-    return rss / 2**20, uss / 2**20, len(own)
+        rss, uss, pss = rss + memory.rss, uss + memory.uss, pss + memory.pss
+    return rss / 2**20, uss / 2**20, pss / 2**20, len(own)
 
 
 def all_serving(ports: dict[str, int]) -> bool:
@@ -542,7 +544,7 @@ def run_rounds(tools: list[Manager], scripts: Path, rounds: int, notes: list[str
             r = {k: v[-1] for k, v in results[tool.name].items()}
             print(f"round {rnd} {tool.name}: serving {fmt_opt(r['start'])} ms (floor {floors['start'][-1]:.0f}), "
                   f"refusing {fmt_opt(r['freed'])} / returned {fmt_opt(r['returned'])} ms, "
-                  f"crash {fmt_opt(r['crash'])} ms, RSS {r['rss']:.1f} MiB, left {r['left']}", flush=True)
+                  f"crash {fmt_opt(r['crash'])} ms, PSS {r['pss']:.1f} MiB (RSS {r['rss']:.1f}), left {r['left']}", flush=True)
     return results, floors
 
 
@@ -551,13 +553,13 @@ def measure(tool: Manager, into: dict[str, list]) -> None:  # type: ignore[type-
     crash the backend (timed), stop."""
     started = start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # idle: the manager's memory once the start-up is over
-    rss, uss, processes = manager_memory(tool)
+    rss, uss, pss, processes = manager_memory(tool)
     freed, returned, exit_to_return, left, code = stop_timing(tool)
     start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # a crash right at start-up is another scenario (and PM2's min_uptime is 1 s)
     crash, kept = crash_timing(tool)
     teardown(tool)
-    for key, value in (("start", started), ("rss", rss), ("uss", uss), ("processes", processes), ("freed", freed),
+    for key, value in (("start", started), ("rss", rss), ("uss", uss), ("pss", pss), ("processes", processes), ("freed", freed),
                        ("returned", returned), ("exit_to_return", exit_to_return), ("left", left), ("stop_code", code),
                        ("crash", crash), ("kept", kept)):
         into.setdefault(key, []).append(value)
@@ -605,6 +607,8 @@ def side_by_side(results: Results, floors: dict[str, list[float]]) -> tuple[list
             for n in names] + ["—"],
         ["… of which its own pages (USS, MiB, median)"] + [f"{statistics.median(results[n]['uss']):.1f}"
                                                             for n in names] + ["—"],
+        ["… its proportional share (PSS, MiB, median; the goal's measure)"] + [
+            f"{statistics.median(results[n]['pss']):.1f}" for n in names] + ["—"],
         ["processes left 1 s after stop (per round)"] + [" ".join(str(v) for v in results[n]["left"])
                                                          for n in names] + ["—"],
     ]
@@ -651,13 +655,14 @@ def goal_rows(results: Results, floors: dict[str, list[float]],
     rows.append([goals[3], f"{fmt_opt(med(ours['crash']))} ms vs bare uvicorn {bare:.0f} ms "
                  f"({_signed(over)}); others served throughout in {sum(ours['kept'])} of {len(ours['kept'])} rounds",
                  verdict(over is not None and over <= 10 and all(ours["kept"]))])
-    rss = statistics.median(ours["rss"])
+    pss, rss = statistics.median(ours["pss"]), statistics.median(ours["rss"])
     if "supervisord" in results:
-        theirs = statistics.median(results["supervisord"]["rss"])
-        rows.append([goals[4], f"{rss:.1f} MiB (the sum of its {max(ours['processes'])} per-service supervisors) "
-                     f"vs {theirs:.1f} MiB", verdict(rss <= theirs)])
+        theirs = statistics.median(results["supervisord"]["pss"])
+        rows.append([goals[4], f"PSS {pss:.1f} MiB (the sum over its {max(ours['processes'])} per-service supervisors; "
+                     f"RSS {rss:.1f}) vs {theirs:.1f} MiB (RSS {statistics.median(results['supervisord']['rss']):.1f})",
+                     verdict(pss <= theirs)])
     else:
-        rows.append([goals[4], f"{rss:.1f} MiB; supervisord not measured", "—"])
+        rows.append([goals[4], f"PSS {pss:.1f} MiB (RSS {rss:.1f}); supervisord not measured", "—"])
     rows.append([goals[5], "per round: " + " ".join(str(v) for v in ours["left"]), verdict(not any(ours["left"]))])
     return rows + [status_row]
 
@@ -687,6 +692,7 @@ def _ahead(ours: dict[str, list], peers: Results, best: Optional[str], key: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds (development); 5 without it")
+    parser.add_argument("--print-only", action="store_true", help="print the section, leave docs/benchmarks.md")
     args = parser.parse_args()
     rounds, status_samples = (2, 10) if args.quick else (5, 20)
     load = os.getloadavg()
@@ -759,9 +765,14 @@ bare uvicorn start-up (the floor for a crashed backend): {cell(list(floors["bare
 "Serving" is a TCP accept on all three ports, "refuse" all three refusing; exits are timed on
 pidfds. The manager's memory is that of its processes while idle ({SETTLE_S:g} s after all
 serve), the services' own trees excluded: for portctl the sum of its per-service supervisors
-(each service has its own supervisor by contract; the pages they share, the interpreter and
-libraries, count in each one's RSS and in no one's USS), for honcho its main process, its
-per-service helpers and their `sh -c`, for PM2 and supervisord the daemon. "Left" counts the
+(each service has its own supervisor by contract; on Linux they are forked from one process
+that imported portctl once, so they share most of their pages), for honcho its main process, its
+per-service helpers and their `sh -c`, for PM2 and supervisord the daemon. Three columns: RSS
+counts a page shared by N processes N times over, USS counts it in no one's total, PSS gives
+each of them 1/N of it. The goal is judged on PSS, summed over the manager's processes: it is the
+one of the three whose sum over several processes is the memory they really take together
+(RSS would bill a tool of several processes several times for one page, USS not at all); RSS
+and USS stay in the table. "Left" counts the
 processes of the project's trees still alive {SETTLE_S:g} s after the stop command returned (a
 daemon kept by design not counted). `portctl status` in a 10-service project (none running):
 median of {len(ours_status)}, alternated with `python -c pass`: {cell(list(ours_status))} ms
@@ -773,7 +784,8 @@ vs {cell(list(pass_ms))} ms; it listed {listed} of the 10 services.
 """ + table(["goal", "measured", ""], goal_rows(results, floors, status, skipped)) + \
         "\n\n### Side by side\n\n" + (table(header, rows) if len(header) > 1 else "No tool ran the project.")
     print(text)
-    write_section("projects", text)
+    if not args.print_only:
+        write_section("projects", text)
 
 
 if __name__ == "__main__":

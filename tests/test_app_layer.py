@@ -64,7 +64,7 @@ def via_fast_path(argv: list[str]) -> Optional[Call]:
     return calls[0] if calls else None
 
 
-WORDS = ["--port", "--json", "--grace", "1.5", "-x", "-", "--", "", "api", "web", "who", "80", "8000", "0",
+WORDS = ["--port", "-p", "-p80", "--json", "--grace", "1.5", "-x", "-", "--", "", "api", "web", "who", "80", "8000", "0",
          "65535", "65536", "080", "+80", "٣", "²", "-1", "--port=80", "--json=1", "--help", "-h"]
 word = st.sampled_from(WORDS) | st.text(max_size=4)
 any_argv = st.tuples(st.sampled_from(["who", "status", "stop", "port", "url", "start", "free", "-v"]),
@@ -121,9 +121,10 @@ def shape_argvs(shape: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
             parts.append(st.lists(name.map(lambda w: [w]), max_size=3).map(lambda ws: [w for x in ws for w in x]))
         elif slot in kind and (i == 0 or not slots[i - 1].startswith("--")):
             parts.append(kind[slot].map(lambda w: [w]))
-        elif slot.startswith("--"):
+        elif slot.startswith("-"):
             value = kind.get(slots[i + 1]) if i + 1 < len(slots) and slots[i + 1] in kind else None
-            taken = value.map(lambda v, s=slot: [s, v]) if value is not None else st.just([slot])
+            spelt = st.sampled_from([slot, *(short for short, long in entry.ALIASES.items() if long == slot)])
+            taken = st.tuples(spelt, value).map(list) if value is not None else st.just([slot])
             parts.append(st.one_of(st.just([]), taken, st.tuples(taken, taken).map(lambda p: p[0] + p[1])))
     return st.tuples(*parts).flatmap(lambda groups: st.permutations(groups)).map(
         lambda groups: [shape[0], *(w for g in groups for w in g)])
@@ -180,7 +181,7 @@ def test_exceptions_word_themselves() -> None:
 
 # The face: every module but these is core, and must neither import nor load them.
 FACE = {"portctl.face", "portctl.face.cli", "portctl.face.commands", "portctl.face.render", "portctl.face.entry",
-        "portctl.__main__"}
+        "portctl.face.statusview", "portctl.__main__"}
 SRC = Path(__file__).resolve().parents[1] / "src" / "portctl"
 
 

@@ -126,21 +126,26 @@ def test_clean_in_empty_dir(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "nothing to clean" in result.output
 
 
-def test_status_row_shows_restarts_last_exit_and_health() -> None:
-    from portctl.face import render as output
+def test_status_cells_show_restarts_last_exit_and_health() -> None:
+    from portctl.face import statusview as view
 
-    row = {"port": 8001, "name": "api", "state": "running", "pid": 10, "child_pid": 11, "uptime_s": 42.4,
-           "restarts": 2, "last_exit": {"code": 137, "at": "2026-11-23T14:02:05+00:00", "reason": "exited"},
+    row = {"port": 8001, "name": "api", "host": "127.0.0.1", "state": "running", "pid": 10, "child_pid": 11,
+           "uptime_s": 42.4, "restarts": 2, "started_at": "2026-11-23T14:02:00+00:00",
+           "last_exit": {"code": 137, "at": "2026-11-23T14:02:05+00:00", "reason": "exited"},
            "last_health": {"ok": True, "latency_ms": 3.4, "detail": "200", "at": "2026-11-23T14:02:09+00:00"},
-           "command": ["uvicorn", "app:app"]}
-    assert output.status_row(row) == ["8001", "api", "running", "10", "11", "42s", "2", "137 at 14:02:05",
-                                      "ok 3 ms", "uvicorn app:app"]
+           "command": ["/usr/bin/uvicorn", "app:app", "--port", "{port}"]}
+    assert view.cells(row, wide=False) == ["api", "8001", "running", "10", "42s", "2", "ok",
+                                           "uvicorn app:app --port 8001"]
+    wide = view.cells(row, wide=True)
+    assert wide[5] == "11" and wide[9].startswith("137 (SIGKILL) at ") and wide[10] == "ok 3 ms"
+    assert wide[11] == "/usr/bin/uvicorn app:app --port 8001"
     row.update(last_exit={"code": None, "at": "2026-11-23T14:03:00+00:00", "reason": "health"},
                last_health={"ok": False, "latency_ms": 1000.0, "detail": "TimeoutError", "at": "x"})
-    assert output.status_row(row)[7:9] == ["- at 14:03:00", "failed (TimeoutError)"]
+    assert view.cells(row, wide=True)[9:11] == [f"- at {view.clock('2026-11-23T14:03:00+00:00')}",
+                                                "failed (TimeoutError)"]
     row.update(last_exit=None, last_health=None, restarts=0, uptime_s=None)
-    assert output.status_row(row)[5:9] == ["-", "0", "-", "-"]
-    assert len(output.status_row(row)) == len(output.STATUS_COLUMNS)
+    assert view.cells(row, wide=False)[4:7] == ["-", "0", "-"]
+    assert len(view.cells(row, wide=True)) == len(view.WIDE_COLUMNS)
 
 
 @pytest.mark.posix_only

@@ -114,7 +114,7 @@ def test_two_services_gate_order_wiring_and_stop_from_a_subdirectory(project: Pr
     assert [rows["api"]["state"], rows["web"]["state"]] == ["running", "running"]
     assert int(port.stdout) == rows["web"]["port"] != rows["api"]["port"]
     assert (project.root / f".server_{rows['web']['port']}.pid").read_text() == f"{rows['web']['pid']}\n"
-    assert "web: serving on http://127.0.0.1:" in out
+    assert "web ready at http://127.0.0.1:" in out
     logs = project.run("logs").stdout.splitlines()  # both, each line after its name
     assert "api | api booting" in logs and "web | web booting" in logs
     again = project.run("start", "-d")  # `make start` twice: no error

@@ -18,7 +18,7 @@ SRC = ROOT / "src"
 OTHER_PLATFORMS_MODULES = {
     "linux": ["windows"],
     "darwin": ["windows", "linux", "linux_proc", "linux_net"],
-    "win32": ["posix", "linux", "linux_proc", "linux_net"],
+    "win32": ["posix", "linux", "linux_proc", "linux_net", "forking"],
 }
 
 needs_310 = pytest.mark.skipif(sys.version_info < (3, 10),

@@ -147,8 +147,11 @@ def test_crash_is_restarted_and_serves_again(portctl: Portctl) -> None:
                and record(portctl, port)["state"] == "running", what="the restart")
     assert record(portctl, port)["last_exit"]["code"] == 128 + signal.SIGKILL
     header, row = portctl.run("status").stdout.splitlines()[:2]  # plain text: not a terminal
-    assert header.split()[6:9] == ["RESTARTS", "LAST", "EXIT"]
-    assert row.split()[2] == "running" and row.split()[6:9] == ["1", str(128 + signal.SIGKILL), "at"]
+    assert header.split()[2:6] == ["STATE", "PID", "UPTIME", "RESTARTS"]
+    assert row.split()[2] == "running" and row.split()[5] == "1"
+    header, row = portctl.run("status", "--wide").stdout.splitlines()[:2]
+    assert header.split()[8:11] == ["RESTARTS", "LAST", "EXIT"]
+    assert row.split()[8:11] == ["1", str(128 + signal.SIGKILL), "(SIGKILL)"]
     stop(portctl, port)
 
 
@@ -204,7 +207,7 @@ def test_events_command_prints_json_lines(portctl: Portctl) -> None:
     port = unused_port()
     start_detached(portctl, port)
     stop(portctl, port)
-    lines = portctl.run("events", "-n", "10").stdout.splitlines()
+    lines = portctl.run("events", "--json", "-n", "10").stdout.splitlines()
     assert [json.loads(line)["event"] for line in lines][-2:] == ["stopping", "stopped"]
 
 

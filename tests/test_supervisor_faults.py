@@ -219,7 +219,7 @@ def test_events_rotate_and_are_read_across_rotation(portctl: Portctl) -> None:
     assert not path.with_name("events.jsonl.3").exists()
     assert all(p.stat().st_size <= 1024 for p in (path, path.with_name("events.jsonl.1")))
     current = len(path.read_text().splitlines())
-    shown = [json.loads(line) for line in portctl.run("events", "-n", current + 3).stdout.splitlines()]
+    shown = [json.loads(line) for line in portctl.run("events", "--json", "-n", current + 3).stdout.splitlines()]
     assert len(shown) == current + 3 and shown[-1]["event"] == "stopped"
     assert [e["time"] for e in shown] == sorted(e["time"] for e in shown)
 
@@ -265,7 +265,7 @@ def test_event_log_rotation_keeps_every_event_in_order(tmp_path: Path) -> None:
 def test_events_follow_reads_across_rotation(portctl: Portctl) -> None:
     log = EventLog(portctl.run_dir, max_bytes=400, backups=2)
     log.emit("started", index=-1)
-    follower = portctl.launch("events", "-f", "-n", "0")
+    follower = portctl.launch("events", "--json", "-f", "-n", "0")
     path = str(events_file(portctl.run_dir))
     wait_until(lambda: any(f.path == path for f in psutil.Process(follower.pid).open_files()),
                what="the follower to open the events file")  # from then on it misses nothing

@@ -1,6 +1,7 @@
 """The embedded demo app: what ``portctl start`` runs when no command is given.
 
-``GET /health`` answers 200; ``GET /`` a short page naming the port and pid.
+``GET /health`` answers 200; ``GET /`` a short page naming the port and pid. Every request is
+logged (uvicorn's access log, at info level).
 """
 from __future__ import annotations
 
@@ -41,9 +42,15 @@ def main(argv: Any = None) -> None:
     parser.add_argument("--host", default=defaults.HOST)
     parser.add_argument("--port", type=int, default=defaults.PORT)
     args = parser.parse_args(argv)
+    import logging
+
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Each request at info level (uvicorn's access log); uvicorn's own start-up and shut-down
+    # lines only from warning up: portctl already says when it is ready and when it stops.
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

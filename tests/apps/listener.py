@@ -1,7 +1,7 @@
 """A plain TCP listener that accepts and closes connections (stdlib only, fast start-up).
 
 listener.py PORT [--host H] [--ignore-term] [--exit-after S] [--ready-file F] [--env-file F]
-                 [--exit-on-file F] [--exit-code N] [--signal-log F] [--watch-stdin]
+                 [--exit-on-file F] [--exit-code N] [--signal-log F] [--watch-stdin] [--listen-after S]
 
 --ignore-term   ignore SIGTERM and SIGINT (only SIGKILL stops it)
 --exit-after S  bounded life: exit after S seconds (default 60; --life is an alias)
@@ -11,6 +11,7 @@ listener.py PORT [--host H] [--ignore-term] [--exit-after S] [--ready-file F] [-
 --exit-code N   the exit code when out of life or on --exit-on-file (default 0)
 --signal-log F  survive TERM/INT/HUP/USR1/USR2 but append each signal number received to F
 --watch-stdin   also exit when stdin is closed
+--listen-after S  sleep S seconds before listening (a slow start)
 """
 import argparse
 import json
@@ -30,6 +31,7 @@ parser.add_argument("--ready-file")
 parser.add_argument("--env-file")
 parser.add_argument("--exit-on-file")
 parser.add_argument("--exit-code", type=int, default=0)
+parser.add_argument("--listen-after", type=float, default=0.0)
 add_behaviour_options(parser)
 args = parser.parse_args()
 
@@ -38,6 +40,7 @@ if args.env_file:
     keys = ("PORT", "HOST", "PORTCTL_TOKEN")
     write_atomic(args.env_file, json.dumps({k: os.environ.get(k) for k in keys} | {"argv": sys.argv[1:]}))
 
+time.sleep(args.listen_after)
 family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
 sock = socket.socket(family)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

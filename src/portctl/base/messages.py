@@ -158,10 +158,6 @@ def stopped_before_ready() -> str:
     return "the instance stopped before it served"
 
 
-def detached_ready(url: str, pid: Optional[int], child_pid: Optional[int], log: Optional[str]) -> str:
-    return f"portctl: serving {url} in the background (supervisor {pid}, child {child_pid}); log: {log}"
-
-
 def detached_interrupted(name: str) -> str:
     return (f"interrupted; {name} goes on starting in the background: watch it with "
             f"`portctl status` or `portctl logs {name} -f`")
@@ -380,8 +376,61 @@ def ready(url: str, pid: int, child_pid: int, elapsed_s: float) -> str:
     return f"portctl: serving {url} (supervisor {pid}, child {child_pid}) ready in {elapsed_s * 1000:.0f} ms"
 
 
-def stopping(port: int, reason: str) -> str:
-    return f"portctl: stopping port {port} ({reason})"
+# The ready lines of `start`: one line leading with the URL, then the details (the face dims them).
+def ready_at(name: str, url: str, elapsed_s: Optional[float] = None) -> str:
+    took = f" in {elapsed_s:.1f} s" if elapsed_s is not None else ""
+    return f"{name} ready at {url}{took}"
+
+
+def lan_url(url: str) -> str:
+    return f"  LAN: {url}"
+
+
+def ready_details(pid: Optional[int], child_pid: Optional[int], *, name: str = "",
+                  log: Optional[str] = None, run_dir: str = "") -> list[str]:
+    """Below the ready line: the pids, then the log and how to follow it (detached), or how
+    to stop (foreground: no ``log``)."""
+    lines = [f"  supervisor pid {pid}, child pid {child_pid}"]
+    if log:
+        return lines + [f"  log: {log}", f"  follow it: {_portctl(run_dir)} logs {name} -f"]
+    return lines + [ready_foreground()]
+
+
+def ready_foreground() -> str:
+    return "  Ctrl+C to stop"
+
+
+def waiting_for(names: Sequence[str], port: Optional[int]) -> str:
+    """The spinner's words while `start` waits (the face adds the elapsed time)."""
+    return f"waiting for {', '.join(names)}" + (f" on :{port}" if port else "")
+
+
+def port_moved(port: int, used: int, holder: Optional[tuple[int, str]]) -> str:
+    who = f" (pid {holder[0]}, {holder[1]})" if holder else ""
+    return f"{port} busy{who}, using {used}"
+
+
+def stopping() -> str:
+    return "stopping (Ctrl+C again to kill now)..."
+
+
+def killed_after(grace_s: float, hurried: bool) -> str:
+    return "killed at once (stop signal repeated)" if hurried else f"killed after {grace_s:g} s grace"
+
+
+def stopped_free(port: int, free: bool) -> str:
+    return f"stopped; port {port} free" if free else f"stopped; port {port} still in use"
+
+
+def project_stopping(names: Sequence[str]) -> str:
+    return f"stopping {', '.join(names)}..."
+
+
+def project_stopped(names: Sequence[str], ports: Sequence[int]) -> str:
+    if not names:
+        return "stopped; nothing was left running"
+    free = ", ".join(map(str, ports))
+    return f"stopped {', '.join(names)}; port{'s' if len(ports) > 1 else ''} {free} free"
 
 
 def stopped(port: int) -> str:
@@ -461,8 +510,17 @@ def stop_own_hint(holders: Sequence[dict[str, Any]], run_dir: str = "") -> str:
     return ""
 
 
-def fatal_hint(port: int) -> str:
-    return f"the instance on port {port} is fatal: start it again with `portctl restart --port {port}`"
+def no_instances(run_dir: object) -> str:
+    return f"no instances in {run_dir}"
+
+
+def supervisor_dead(pid: Optional[int]) -> str:
+    """Why a row of `status` is stale."""
+    return f"supervisor {pid} is gone; its files are left" if pid else "supervisor gone; its files are left"
+
+
+def restarting_after(reason: str) -> str:
+    return f"restarting after: {reason}"
 
 
 def short_command(cmdline: Sequence[str], limit: int = 80) -> str:
@@ -487,7 +545,12 @@ def _holder_short(h: Any) -> str:
 
 # Projects: the words of `start`, `stop`, `restart` and `forget` for named services.
 def service_started(name: str, url: str) -> str:
-    return f"{name}: serving on {url}" if url else f"{name}: started"
+    return ready_at(name, url) if url else f"{name}: started"
+
+
+def project_interrupted() -> str:
+    return ("interrupted; the services already launched go on starting in the background: "
+            "watch them with `portctl status`")
 
 
 def service_already_running(name: str) -> str:
@@ -523,8 +586,8 @@ def project_options(file: object) -> Msg:
             "edit the file, then `portctl restart NAME`; or give a command after -- for a single instance")
 
 
-def one_log_only() -> Msg:
-    return "several NAMEs need a project file", "name one instance, or run `portctl logs` in the project"
+def no_log_among(name: str, known: Sequence[str]) -> Msg:
+    return f"no log for {name!r}", f"logs here: {', '.join(known)}; only detached instances have one"
 
 
 def not_ready_named(name: str, timeout_s: float) -> Msg:
@@ -539,3 +602,52 @@ def forgotten(name: str, ports: Sequence[int]) -> str:
     if not ports:
         return f"nothing remembered of {name}"
     return f"forgot {name} (saved for port {', '.join(map(str, ports))})"
+
+
+# ---------------------------------------------------------------- usage errors (the CLI's parse)
+# Each is (what, hint): `portctl: error: WHAT (HINT)`, exit 2. ``help_line`` is the command
+# that shows the help of the command being parsed (`portctl start --help`).
+
+def usage_no_such_option(option: str, close: Sequence[str], help_line: str) -> Msg:
+    return f"no such option {option}", _did_you_mean(close, help_line)
+
+
+def usage_no_such_command(name: str, close: Sequence[str], help_line: str) -> Msg:
+    return f"no such command {name!r}", _did_you_mean(close, help_line)
+
+
+def _did_you_mean(close: Sequence[str], help_line: str) -> str:
+    if not close:
+        return f"see {help_line}"
+    return f"did you mean {close[0]}? see {help_line}"
+
+
+def usage_missing(what: str, help_line: str) -> Msg:
+    """``what``: `argument PORT`, `option --name`, `command`."""
+    return f"missing {what}", f"see {help_line}"
+
+
+def usage_needs_value(option: str, help_line: str) -> Msg:
+    return f"option {option} needs a value", f"see {help_line}"
+
+
+def usage_takes_no_value(option: str, help_line: str) -> Msg:
+    return f"option {option} takes no value", f"see {help_line}"
+
+
+def usage_extra_arguments(words: Sequence[str], help_line: str) -> Msg:
+    import shlex
+
+    return f"unexpected argument{'s' if len(words) > 1 else ''} {shlex.join(words)}", f"see {help_line}"
+
+
+def usage_bad_port(value: object, auto: bool) -> Msg:
+    return f"invalid port {value!r}", "a number 1–65535" + (", or auto" if auto else "")
+
+
+def usage_bad_value(what: str, problem: str, help_line: str) -> Msg:
+    return f"invalid {what}: {problem}", f"see {help_line}"
+
+
+def usage_other(text: str, help_line: str) -> Msg:
+    return text, f"see {help_line}"

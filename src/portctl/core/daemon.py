@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import IO, Any, Callable, Optional, Sequence
 
 from ..base import messages
 from ..base.frozen import Frozen, fields
@@ -33,6 +33,8 @@ class Outcome(Frozen):
     child_pid: Optional[int] = None
     log: Optional[str] = None
     warnings: Sequence[str] = ()
+    name: str = ""  # the instance's name and port, as the supervisor settled them
+    port: Optional[int] = None
 
 
 def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
@@ -44,8 +46,14 @@ def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(spec.to_dict(with_env=True)).encode())
     proc.stdin.close()
+    return read_outcome(proc.stdout, spec, run_dir, proc.poll)
+
+
+def read_outcome(stdout: IO[bytes], spec: ServerSpec, run_dir: RunDir,
+                 exit_code: Callable[[], Optional[int]]) -> Outcome:
+    """The supervisor's one answer line on ``stdout`` (``exit_code``: the exit code of the
+    process that did not answer, if it is known)."""
     answer: list[bytes] = []
-    stdout = proc.stdout
     reader = threading.Thread(target=lambda: answer.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(spec.ready_timeout_s + spec.grace_s + HANDSHAKE_MARGIN_S)
@@ -54,8 +62,7 @@ def launch(spec: ServerSpec, run_dir: RunDir, force: bool) -> Outcome:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        code = proc.poll()
-        return Outcome(1, *messages.daemon_silent(code), log=str(run_dir.log_file(spec.name)))
+        return Outcome(1, *messages.daemon_silent(exit_code()), log=str(run_dir.log_file(spec.name)))
     return Outcome(**{k: v for k, v in data.items() if k in fields(Outcome)})
 
 
@@ -86,7 +93,8 @@ class _Handshake:
     def ready(self, record: Record) -> None:
         assert record.child is not None
         self.send(code=0, url=instance_url(record.spec.host, record.spec.port),
-                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log)
+                  pid=record.supervisor.pid, child_pid=record.child.pid, log=record.log,
+                  name=record.spec.name, port=record.spec.port)
 
     def note(self, line: str) -> None:
         if not self.sent:
@@ -106,18 +114,25 @@ def _to_devnull(*fds: int) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m portctl.core.daemon RUN_DIR [--force]`` with the spec as JSON on stdin."""
-    from .logs import route_library_log
-    from .supervisor import Supervisor, run_as_process
-
     args = sys.argv[1:] if argv is None else argv
     spec = ServerSpec.from_dict(json.loads(sys.stdin.read()))
     _to_devnull(0)
+    return serve(spec, Path(args[0]), force="--force" in args)
+
+
+def serve(spec: ServerSpec, run_dir: Path, force: bool) -> int:
+    """Supervise ``spec`` as this process's whole job, answering once on stdout (fd 1) when
+    it serves or has failed; stdin is already /dev/null. The daemon's body, and that of a
+    supervisor forked by ``forkserver``."""
+    from .logs import route_library_log
+    from .supervisor import Supervisor, run_as_process
+
     handshake = _Handshake()
-    record_log = str(RunDir(Path(args[0])).log_file(spec.name))
+    record_log = str(RunDir(run_dir).log_file(spec.name))
     route_library_log(lambda level, text: handshake.note(text))
     supervisor: Optional[Supervisor] = None
     try:
-        supervisor = Supervisor(spec, RunDir(Path(args[0])), force="--force" in args,
+        supervisor = Supervisor(spec, RunDir(run_dir), force=force,
                                 notify=_ignore, warn=handshake.note, on_ready=handshake.ready)
         code = run_as_process(supervisor, exiting=True)
     except PortctlError as exc:  # before launch (port in use, already running, a refused run file): no log of ours

@@ -1,5 +1,10 @@
-"""Instance logs: a size-rotated file the supervisor's pump threads append to, and the reader
+"""Instance logs: a size-rotated file the supervisor's output pump appends to, and the reader
 side (`log_path`, `tail`, `follow`) for ``portctl logs``.
+
+The child's stdout and stderr share one pipe, so one pump copies them in the order written.
+With timestamps (``start --timestamps``) each line the child begins is prefixed with the local
+time it was read, ISO 8601 with milliseconds and the UTC offset (``child_stamp``): a line
+written in pieces gets one stamp, at its start. The supervisor's own lines always start a line.
 
 Rotation renames ``name.log`` -> ``name.log.1`` -> ... -> ``name.log.<backups>`` (the oldest
 is dropped). On Windows a rename fails while a reader holds the file open; rotation then
@@ -14,9 +19,9 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterator, Optional, Protocol, Sequence
 
-from ..base import safefile
+from ..base import messages, safefile
 from ..base.defaults import LOG_BACKUPS, LOG_MAX_BYTES
 
 TYPE_CHECKING = False
@@ -26,52 +31,104 @@ if TYPE_CHECKING:
 _CHUNK = 65536
 
 
-class RotatingLog:
-    """Thread-safe, append-only, unbuffered; rotates before a write that would pass ``max_bytes``."""
+def child_stamp() -> bytes:
+    """The local time now, as a child line's prefix: ``2026-12-02T14:02:05.123+01:00 ``."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds").encode() + b" "
 
-    def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS) -> None:
-        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+
+def stamp_lines(data: bytes, at_line_start: bool, prefix: bytes) -> bytes:
+    """``data`` with ``prefix`` before each line that begins in it: after each newline but a
+    final one, and at its start when ``at_line_start`` (the previous chunk ended a line)."""
+    if not data:
+        return data
+    body, end = (data[:-1], b"\n") if data.endswith(b"\n") else (data, b"")
+    return (prefix if at_line_start else b"") + body.replace(b"\n", b"\n" + prefix) + end
+
+
+class Sink(Protocol):
+    """Where ``pump`` puts a child's output."""
+
+    def write(self, data: bytes) -> None: ...
+
+
+class RotatingLog:
+    """Thread-safe, append-only, unbuffered; rotates before a write that would pass ``max_bytes``.
+    ``timestamps``: the child's lines (``write``) are stamped; the supervisor's (``lifecycle``) are
+    marked ``[portctl <UTC time>]``."""
+
+    def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS,
+                 *, timestamps: bool = False) -> None:
+        self.path, self.max_bytes, self.backups, self.timestamps = path, max_bytes, backups, timestamps
         self._lock = threading.Lock()
         safefile.ensure_dir(path.parent, 2)  # .portctl/logs
         self._fd: Optional[int] = self._open()
         self._size = os.fstat(self._fd).st_size
         self._dropped, self._drop_reason = 0, ""  # bytes lost while writes failed, and why
+        self._line_open = self._ends_inside_a_line()  # the file ends inside a line
 
     def _open(self) -> int:
         return safefile.open_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644, depth=2)
 
+    def _ends_inside_a_line(self) -> bool:
+        """Whether the file, as an earlier run left it (a child killed mid-line), lacks its last newline."""
+        if not self._size:
+            return False
+        try:
+            fd = safefile.open_file(self.path, os.O_RDONLY, depth=2)
+        except OSError:
+            return False
+        try:
+            os.lseek(fd, -1, os.SEEK_END)
+            return os.read(fd, 1) != b"\n"
+        finally:
+            os.close(fd)
+
     def write(self, data: bytes) -> None:
-        """Append ``data``; never raises. While writes fail (a full disk) the data is dropped,
-        and the first write that works again is preceded by one line saying how much was lost:
-        the child's output keeps being drained, so our logging never blocks or kills it."""
+        """Append the child's ``data`` (with ``timestamps``, each line it begins stamped); never
+        raises. While writes fail (a full disk) the data is dropped, and the first write that
+        works again is preceded by one line saying how much was lost: the child's output keeps
+        being drained, so our logging never blocks or kills it."""
         with self._lock:
+            self._append(stamp_lines(data, not self._line_open, child_stamp()) if self.timestamps else data)
+
+    def _append(self, data: bytes, *, own_line: bool = False) -> None:
+        """Write ``data`` (``own_line``: a line of ours, which starts a line of the file)."""
+        if self._fd is None or not data:
+            return
+        if self._size and self._size + len(data) > self.max_bytes:
+            self._rotate()
             if self._fd is None:
                 return
-            if self._size and self._size + len(data) > self.max_bytes:
-                self._rotate()
-                if self._fd is None:
-                    return
-            try:
-                if self._dropped:
-                    self._size += os.write(self._fd, self._gap_line())
-                    self._dropped = 0
-                written = os.write(self._fd, data)
-            except OSError as exc:
-                self._dropped, self._drop_reason = self._dropped + len(data), exc.strerror or str(exc)
-                return
-            self._size += written
-            if written < len(data):  # the disk filled up in the middle of this write
-                self._dropped, self._drop_reason = len(data) - written, "short write"
+        if own_line:
+            data = self._break().encode() + data
+        try:
+            if self._dropped:
+                self._size += os.write(self._fd, self._gap_line())
+                self._dropped, self._line_open = 0, False
+            written = os.write(self._fd, data)
+        except OSError as exc:
+            self._dropped, self._drop_reason = self._dropped + len(data), exc.strerror or str(exc)
+            return
+        self._size += written
+        self._line_open = not data[:written].endswith(b"\n")
+        if written < len(data):  # the disk filled up in the middle of this write
+            self._dropped, self._drop_reason = len(data) - written, "short write"
 
     def _gap_line(self) -> bytes:
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        return (f"[portctl {stamp}] {self._dropped} bytes of output dropped: "
+        return (f"{self._break()}[portctl {stamp}] {self._dropped} bytes of output dropped: "
                 f"the log could not be written ({self._drop_reason})\n").encode()
 
     def lifecycle(self, text: str) -> None:
-        """One supervisor line, marked apart from the child's output."""
+        """One supervisor line, marked apart from the child's output, on a line of its own
+        (after a partial line of the child's, a newline first)."""
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self.write(f"[portctl {stamp}] {text}\n".encode())
+        with self._lock:
+            self._append(f"[portctl {stamp}] {text}\n".encode(), own_line=True)
+
+    def _break(self) -> str:
+        """A newline when the file ends inside a line, so a line of ours starts a line."""
+        return "\n" if self._line_open else ""
 
     def _rotate(self) -> None:
         if not rotate(self.path, self.backups):
@@ -79,7 +136,7 @@ class RotatingLog:
         assert self._fd is not None
         os.close(self._fd)
         try:
-            self._fd, self._size = self._open(), 0
+            self._fd, self._size, self._line_open = self._open(), 0, False
         except OSError:
             self._fd = None  # cannot even create the file: the log is closed
 
@@ -104,8 +161,30 @@ def rotate(path: Path, backups: int) -> bool:
     return True
 
 
-def pump(stream: Optional[BinaryIO], log: RotatingLog) -> None:
-    """Copy a child's pipe into ``log`` until EOF; blocking reads, so no cost while idle."""
+class StampedEcho:
+    """The child's output copied to ``fd`` (a foreground `start --timestamps`: our stdout,
+    where the child would have written), each line stamped. A failing write (the terminal
+    went away) drops the data: the child's pipe keeps being drained."""
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._lock = threading.Lock()
+        self._line_open = False
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            data = stamp_lines(data, not self._line_open, child_stamp())
+            if data:
+                self._line_open = not data.endswith(b"\n")
+            try:
+                while data:
+                    data = data[os.write(self.fd, data):]
+            except OSError:
+                return
+
+
+def pump(stream: Optional[BinaryIO], sink: Sink) -> None:
+    """Copy a child's pipe into ``sink`` until EOF; blocking reads, so no cost while idle."""
     if stream is None:
         return
     fd = stream.fileno()
@@ -114,7 +193,7 @@ def pump(stream: Optional[BinaryIO], log: RotatingLog) -> None:
             chunk = os.read(fd, _CHUNK)
             if not chunk:
                 return
-            log.write(chunk)
+            sink.write(chunk)
     except OSError:
         return
     finally:
@@ -218,21 +297,35 @@ def _reopen_if_replaced(path: Path, fh: Optional[BinaryIO], ident: Optional[tupl
     return fh, (st.st_dev, st.st_ino), b""
 
 
-def log_path(run_dir: RunDir, name: Optional[str], port: Optional[int]) -> Path:
-    """The log of instance ``name``, or of the instance on ``port``, or the only log there is."""
-    from ..base.errors import NotRunning, PortctlError
+def log_path(run_dir: RunDir, name: Optional[str], port: int) -> Path:
+    """The log of instance ``name``, else of the instance on ``port``."""
+    from ..base.errors import NotRunning
 
     if name:
         return run_dir.log_file(name)
-    if port is not None:
-        spec = run_dir.read_spec(port)  # the live record's, else the last one started there
-        if spec is None:
-            raise NotRunning.no_log(f"port {port}")
-        return run_dir.log_file(spec.name)
-    found = sorted(run_dir.log_file("x").parent.glob("*.log"))
-    if len(found) != 1:
-        raise PortctlError.no_log("this run dir" if not found else "several instances: name one")
-    return found[0]
+    spec = run_dir.read_spec(port)  # the live record's, else the last one started there
+    if spec is None:
+        raise NotRunning.no_log(f"port {port}")
+    return run_dir.log_file(spec.name)
+
+
+def log_names(run_dir: RunDir, names: Sequence[str]) -> list[str]:
+    """The instances ``names`` (none: every instance with a log), each checked to have a log:
+    NotRunning (exit 3) naming the logs there are when one has none; PortctlError when the
+    run dir has no log at all. A name that is no name is BadInput."""
+    from ..base.errors import NotRunning, PortctlError
+    from .spec import NAME_RE
+
+    for name in names:
+        run_dir.log_file(name)  # BadName for ../x
+    known = sorted(p.name[:-4] for p in run_dir.log_file("x").parent.glob("*.log")
+                   if NAME_RE.fullmatch(p.name[:-4]))
+    missing = [name for name in names if name not in known]
+    if not known:
+        raise PortctlError.no_log(repr(missing[0]) if missing else "this run dir")
+    if missing:
+        raise NotRunning(*messages.no_log_among(missing[0], known))
+    return list(dict.fromkeys(names)) or known
 
 
 def route_library_log(emit: Callable[[int, str], None]) -> None:

@@ -53,6 +53,14 @@ def holders(port: int) -> list[Holder]:
     return sorted(found, key=lambda h: (h.pid or 0, h.address))
 
 
+def first_holder(port: int) -> Optional[tuple[int, str]]:
+    """(pid, name) of a process listening on ``port``, when one can be named."""
+    for holder in holders(port):
+        if holder.pid is not None:
+            return holder.pid, holder.name
+    return None
+
+
 def _describe(pid: Optional[int], address: str, family: str, port: int) -> Holder:
     where: dict[str, Any] = {"address": address, "family": family, "port": port, "scope": _scope(address)}
     info = platform.describe(pid) if pid is not None else None
@@ -180,6 +188,26 @@ def instance_url(host: str, port: int) -> str:
     """The URL of an instance listening on ``host:port``."""
     shown = connect_host(host)
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+LAN_PROBE = ("10.255.255.255", 9)  # a private address: connecting a UDP socket to it sends nothing
+
+
+def lan_url(host: str, port: int) -> Optional[str]:
+    """For an instance on a wildcard host (0.0.0.0, ::): the URL other machines of the LAN
+    would use, from the address this machine routes private traffic from (a UDP connect picks
+    the route and sends nothing, so no network access); None without one, or for other hosts."""
+    if host not in ("0.0.0.0", "::", ""):
+        return None
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(LAN_PROBE)
+            address = str(sock.getsockname()[0])
+    except OSError:
+        return None
+    if address.startswith("127.") or address == "0.0.0.0":
+        return None
+    return f"http://{address}:{port}"
 
 
 def accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:

@@ -81,6 +81,7 @@ class ServerSpec(Frozen, kw_only=True):
     env: Optional[tuple[tuple[str, str], ...]] = None  # the recorded environment (None: inherit ours)
     auto_name: bool = False  # derived from the command: taken by another live instance, it gets -PORT
     stop_signal: str = "TERM"  # sent to the child's group first (POSIX; Windows: CTRL_BREAK always)
+    timestamps: bool = False  # each line of the child's output gets the local time it was read
 
     @property
     def dynamic(self) -> bool:
@@ -243,6 +244,7 @@ FIELD_DECODERS: dict[str, Callable[[str, Any], Any]] = {
     "health": _str, "health_interval_s": _float, "health_timeout_s": _float, "health_failures": _int,
     "backoff": _backoff, "log_max_bytes": _int, "log_backups": _int,
     "cwd": _str, "executable": _str, "env": _optional(_env), "auto_name": _bool, "stop_signal": _str,
+    "timestamps": _bool,
 }
 
 

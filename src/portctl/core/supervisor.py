@@ -52,15 +52,16 @@ HEALTH_REFRESH_S = 60.0  # an unchanged health verdict is rewritten into the rec
 class Supervisor:
     """Runs one instance until it is stopped; ``run()`` returns the exit code.
 
-    ``on_ready`` is called once, when the instance first serves (detached mode's handshake).
-    ``notify`` (progress lines) and ``warn`` go to the ``portctl`` logger unless given (the
-    CLI passes its own printers).
+    ``on_ready`` is called once, when the instance first serves (detached mode's handshake,
+    the CLI's ready lines); without it, ``notify`` says the ready line. ``notify`` (progress
+    lines) and ``warn`` go to the ``portctl`` logger unless given (the CLI passes its own
+    printers).
     """
 
     def __init__(self, spec: ServerSpec, run_dir: RunDir, *, force: bool = False,
                  notify: Callable[[str], None] = logging.getLogger("portctl").info,
                  warn: Callable[[str], None] = logging.getLogger("portctl").warning,
-                 on_ready: Callable[[Record], None] = lambda record: None) -> None:
+                 on_ready: Optional[Callable[[Record], None]] = None) -> None:
         self.spec, self.run_dir, self.force = spec, run_dir, force
         self.notify, self.warn, self.on_ready = notify, warn, on_ready
         self._inbox = Inbox()
@@ -80,12 +81,15 @@ class Supervisor:
         self._tree_stopped = True  # nothing spawned yet
         self._reap_due = True  # SIGCHLD came since the last reaping (Windows has none, nor zombies)
         self._deferred: Optional[list[tuple[str, dict[str, Any]]]] = None  # events of a crash, until the fork
+        self._port_free = True  # the port refused connections once the child's tree stopped
+        self._farewell = ""  # said once the lock is released, after a stop signal
         self._health_failures = 0
         self._health_written_at = 0.0
         self._prober: Any = None  # health.Prober, only with --health
         self._tracker = RestartTracker(spec.backoff)
         self._events = EventLog(run_dir.path, spec.log_max_bytes, spec.log_backups)
         self._log: Any = None  # logs.RotatingLog for detached instances
+        self._output: Any = None  # where the child's captured stdout and stderr go (logs.Sink)
 
     # ------------------------------------------------------------ choosing the port
     def run(self) -> int:
@@ -115,6 +119,8 @@ class Supervisor:
         for _ in range(PORT_ATTEMPTS):
             port = ports.unused_port(preferred, self.spec.port_range, self.spec.host,
                                      skip=lambda p: p in tried or self._locked(p))
+            if not tried and preferred is not None and port != preferred:
+                self.warn(messages.port_moved(preferred, port, ports.first_holder(preferred)))
             tried.add(port)
             self.spec = self.spec.with_port(port)
             if previous is not None and port != previous:
@@ -152,6 +158,8 @@ class Supervisor:
             if name_lock is not None:  # released before the port's lock: a stop waits for that one
                 name_lock.release()
             lock.release()
+            if self._farewell:
+                self.notify(self._farewell)
             self.run_dir.discard(aside)
 
     def _claim_name(self) -> PortLock:
@@ -187,12 +195,12 @@ class Supervisor:
                               log=log)
         self._write_record()
         self.run_dir.write_pid(self.spec.port, me.pid)
-        self.run_dir.write_spec(self.spec)
 
     def _serve(self) -> int:
         try:
             self._open_log()
             self._spawn()
+            self.run_dir.write_spec(self.spec)  # once the child runs: its fsync delays no start
             self._flush()
             return self._loop()
         finally:
@@ -244,7 +252,7 @@ class Supervisor:
             self._write_deferred()  # not held for a grace period
             self._stop_child()
         elif isinstance(action, Stopping):
-            self.notify(messages.stopping(self.spec.port, action.reason))
+            self.notify(messages.stopping())
             self._flush()  # `status` shows "stopping" for the whole grace period
             self._event("stopping", reason=action.reason)
         elif isinstance(action, NoteExit):
@@ -281,7 +289,7 @@ class Supervisor:
         env = self.spec.child_env(self._record.token, str(self.run_dir.path))
         try:
             cwd = Path(self.spec.cwd) if self.spec.cwd else self.run_dir.path  # where `start` ran
-            child = platform.spawn(self.spec.argv(), env, cwd, capture=self._log is not None)
+            child = platform.spawn(self.spec.argv(), env, cwd, capture=self._output is not None)
         except OSError as exc:
             raise PortctlError.spawn_failed(self.spec.argv(), exc.strerror or str(exc))
         finally:
@@ -291,15 +299,14 @@ class Supervisor:
         self._ready_deadline, self._poll_s = now + self.spec.ready_timeout_s, READY_POLL_FIRST_S
         self.spawned = True
         self._tree_stopped = False
-        if self._log is not None:
-            from .logs import pump
-
-            for stream in (child.stdout, child.stderr):
-                threading.Thread(target=pump, args=(stream, self._log), daemon=True).start()
         threading.Thread(target=lambda: self._inbox.put(ChildExited(child.pid, _exit_code(child.wait()))),
                          daemon=True).start()
         self._change(child=ProcRef.of_pid(child.pid), state="starting", restarts=self._tracker.restarts)
         self._event("started")
+        if self._output is not None:  # read only now: the child's first lines come after "started"
+            from .logs import pump
+
+            threading.Thread(target=pump, args=(child.stdout, self._output), daemon=True).start()
 
     def _ready(self) -> bool:
         """One readiness check: TCP accept by our own tree, or HTTP 2xx with --health."""
@@ -330,9 +337,11 @@ class Supervisor:
             return
         self._served = True
         self._flush()  # the handshake hands out the record: it names the child
-        url = ports.instance_url(self.spec.host, self.spec.port)
-        self.notify(messages.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
-        self.on_ready(self._record)
+        if self.on_ready is not None:
+            self.on_ready(self._record)
+        else:
+            url = ports.instance_url(self.spec.host, self.spec.port)
+            self.notify(messages.ready(url, self._record.supervisor.pid, self._child.pid, elapsed_s))
         if self.spec.health:
             from .health import Prober, health_url
 
@@ -401,6 +410,8 @@ class Supervisor:
         if finish.event:
             self._event(finish.event, reason=finish.reason)
         self._final(finish.kind, finish.reason)
+        if finish.kind == "stopped" and not finish.warn:  # a stop signal
+            self._farewell = messages.stopped_free(self.spec.port, self._port_free)
         if finish.warn:
             self.warn(messages.fatal(self.spec.port, finish.reason) if finish.kind == "fatal"
                       else messages.exited(finish.code)[0])
@@ -421,10 +432,12 @@ class Supervisor:
             return
         leader = self._child.pid if self._child is not None else None
         self._child = None
-        stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
-                  hurry=self._second_signal, signame=self.spec.stop_signal)
+        began = time.monotonic()
+        if stop_tree(child_processes(os.getpid()), self.spec.grace_s, group_leader=leader,
+                     hurry=self._second_signal, signame=self.spec.stop_signal):
+            self.notify(messages.killed_after(self.spec.grace_s, time.monotonic() - began < self.spec.grace_s))
         platform.reap_adopted(exclude=-1)
-        ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
+        self._port_free = ports.wait_refusing(self.spec.host, self.spec.port, time.monotonic() + VERIFY_FREE_S)
         self._tree_stopped = True
 
     # ------------------------------------------------------------ events
@@ -576,8 +589,12 @@ class Supervisor:
         if self.spec.detached:
             from .logs import RotatingLog
 
-            self._log = RotatingLog(self.run_dir.log_file(self.spec.name), self.spec.log_max_bytes,
-                                    self.spec.log_backups)
+            self._log = self._output = RotatingLog(self.run_dir.log_file(self.spec.name), self.spec.log_max_bytes,
+                                                   self.spec.log_backups, timestamps=self.spec.timestamps)
+        elif self.spec.timestamps:  # the foreground's child writes through us, each line stamped
+            from .logs import StampedEcho
+
+            self._output = StampedEcho()
 
     def _close_log(self) -> None:
         if self._log is not None:

@@ -26,8 +26,9 @@ def stop_tree(
     group_leader: Optional[int] = None,
     hurry: Callable[[], bool] = never,
     signame: str = "TERM",
-) -> None:
-    """Stop ``roots`` and every descendant; return once none of them is alive.
+) -> bool:
+    """Stop ``roots`` and every descendant; return once none of them is alive: True when some
+    had to be killed (the grace period ran out, or ``hurry`` cut it short).
 
     With ``group_leader`` the graceful signal goes to that process group (as a terminal's
     Ctrl+C would) and separately to descendants that left the group; otherwise to each root.
@@ -37,15 +38,16 @@ def stop_tree(
     roots = [p for p in roots if is_alive(p)]
     tree = _with_descendants(roots)
     if not tree:
-        return
+        return False
     _graceful(roots, tree, group_leader, signame)
     if _wait_gone(tree, time.monotonic() + grace_s, hurry):
-        return
+        return False
     tree = _with_descendants(_alive(tree))  # include what was spawned during the grace period
     for proc in reversed(tree):  # leaves first, so no parent respawns a killed child
         _send(proc, psutil.Process.kill)
     if not _wait_gone(tree, time.monotonic() + KILL_WAIT_S):
         raise PortctlError.survivors([p.pid for p in _alive(tree)])
+    return True
 
 
 def _wait_gone(tree: list[psutil.Process], deadline: float, hurry: Callable[[], bool] = never) -> bool:

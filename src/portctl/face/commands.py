@@ -12,9 +12,9 @@ from ..base.errors import BadInput, NotRunning
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any, Optional, Sequence
+    from typing import Any, Callable, Optional, Sequence
 
-    from ..core.runfiles import RunDir
+    from ..core.runfiles import Record, RunDir
     from ..core.spec import ServerSpec
     from ..project.model import Project
     from ..project.run import Started
@@ -32,24 +32,24 @@ def who(run_dir: Path, port: int, as_json: bool = False) -> int:
     return 0 if found else 1
 
 
-def status(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, as_json: bool = False) -> int:
+def status(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, as_json: bool = False,
+           wide: bool = False) -> int:
     from ..core import status as states
     from ..core.runfiles import RunDir
 
     if port is None:
         project = _project(names)
         if project is not None:
-            return _project_status(project, RunDir(run_dir), names, as_json)
+            return _project_status(project, RunDir(run_dir), names, as_json, wide)
     rows = [s.to_dict() for s in states.collect(RunDir(run_dir), port if not names else None)]
     if names:
         rows = [r for r in rows if r["name"] in names or (port is not None and r["port"] == port)]
     if as_json:
         render.emit_json(rows)
-    else:
-        render.table("portctl instances", render.STATUS_COLUMNS, [render.status_row(r) for r in rows])
-        for row in rows:
-            if row["state"] == "fatal":
-                render.say(messages.fatal_hint(row["port"]))
+    elif rows:
+        render.status_table(rows, wide=wide)
+    elif not names and port is None:
+        render.say(messages.no_instances(RunDir(run_dir).path))
     live = [r for r in rows if r["state"] in states.LIVE_STATES]
     if port is not None and not any(r["port"] == port for r in live):
         raise NotRunning.on_port(port)
@@ -152,7 +152,8 @@ def _project(names: Sequence[str]) -> Optional[Project]:
         return None
 
 
-def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_json: bool) -> int:
+def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_json: bool,
+                    wide: bool = False) -> int:
     """`status` in a project: every service (or NAME...); exit 3 when a named one is not running."""
     from ..project.run import status_rows
     from ..core.status import LIVE_STATES
@@ -163,8 +164,7 @@ def _project_status(project: Project, run_dir: RunDir, names: Sequence[str], as_
     if as_json:
         render.emit_json(rows)
     else:
-        render.table(f"{project.file}", render.STATUS_COLUMNS,
-                     [render.status_row({**r, "port": r["port"] or "auto"}) for r in rows])
+        render.status_table(rows, wide=wide)
     for name in names:
         if not any(r["name"] == name and r["state"] in LIVE_STATES for r in rows):
             raise NotRunning.named(name)
@@ -190,7 +190,24 @@ def start_project(run_dir: Path, names: Sequence[str], detach: bool, force: bool
     _check_writable(where.path)
     if not detach:
         return _foreground(project, where, names, force=force, keep_going=keep_going)
-    return _report(run.start(project, where, names, force=force, keep_going=keep_going), where)
+    try:
+        with render.waiting(messages.waiting_for(names or project.names(), None)) as shown:
+            result = run.start(project, where, names, force=force, keep_going=keep_going, notify=render.warn,
+                               waiting=_still_waiting(shown))
+    except KeyboardInterrupt:  # only the wait is interrupted: what was launched goes on
+        render.warn(messages.project_interrupted())
+        return 130
+    return _report(result, where)
+
+
+def _still_waiting(shown: render.Waiting) -> Callable[[Sequence[str]], None]:
+    """What the spinner says as a project's services become ready: those still waited on."""
+
+    def update(left: Sequence[str]) -> None:
+        if left:
+            shown.what = messages.waiting_for(left, None)
+
+    return update
 
 
 def restart_project(run_dir: Path, names: Sequence[str], force: bool, options_given: bool) -> Optional[int]:
@@ -232,7 +249,7 @@ def _report(result: Started, run_dir: RunDir, keep_going: bool = False) -> int:
         for name in result.launched:
             row = found.get(name)
             url = instance_url(row.record.spec.host, row.port) if row and row.record else ""
-            render.say(messages.service_started(name, url))
+            render.ready(messages.service_started(name, url))
     return result.failed[0].code if result.failed else 0
 
 
@@ -257,11 +274,14 @@ def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, forc
 
     previous = run.catch_stop_signals(interrupted)
     try:
-        result = run.start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
-                           interrupted=interrupted.is_set)
+        with render.waiting(messages.waiting_for(wanted, None)) as shown:
+            result = run.start(project, run_dir, names, force=force, keep_going=keep_going, foreground=True,
+                               interrupted=interrupted.is_set, notify=render.warn, waiting=_still_waiting(shown))
         code = _report(result, run_dir, keep_going)
         if result.failed and not keep_going and not interrupted.is_set():  # run.start stopped its own
             return code
+        if result.launched and not interrupted.is_set():
+            render.details([messages.ready_foreground()])
         mine, live = set(result.launched), set(result.launched) | set(result.running)
         while live and not interrupted.is_set():
             show(WATCH_POLL_S)
@@ -273,10 +293,14 @@ def _foreground(project: Project, run_dir: RunDir, names: Sequence[str], *, forc
             show(LOG_DRAIN_S)
             render.warn(messages.project_all_exited())
             return 1
-        for name in (run.stop(project, run_dir, sorted(mine & live), dependents=False,
-                              notify=render.warn) if mine & live else []):
-            render.say(messages.service_stopped(name))
+        targets = sorted(mine & live)
+        if targets:
+            render.say(messages.project_stopping(targets))
+            ports = {name: s.port for name, s in run.live_services(project, run_dir).items()}
+            stopped = run.stop(project, run_dir, targets, dependents=False, notify=render.warn)
         show(LOG_DRAIN_S)
+        if targets:  # the last line, after the services' last log lines
+            render.say(messages.project_stopped(sorted(stopped), sorted(ports[n] for n in stopped if n in ports)))
         return code
     finally:
         lines.close()
@@ -287,15 +311,20 @@ def logs_project(run_dir: Path, names: Sequence[str], lines: int, follow: bool) 
     """`logs [NAME...]` in a project: the last ``lines`` of each service (or NAME...), each
     line after its ``name |`` prefix; ``follow``: then every new line, interleaved. None when
     there is no project here or NAME... are not its services."""
-    from ..core.logs import tail
-    from ..project import run
     from ..core.runfiles import RunDir
 
     project = _project(names)
     if project is None:
         return None
-    where = RunDir(run_dir)
-    chosen = list(names) or list(project.names())
+    return _logs_prefixed(RunDir(run_dir), list(names) or list(project.names()), lines, follow)
+
+
+def _logs_prefixed(where: RunDir, chosen: Sequence[str], lines: int, follow: bool) -> int:
+    """The logs of ``chosen`` (a project's services, or several instances): the last ``lines``
+    of each, each line after its ``name |`` prefix; ``follow``: then every new line, interleaved."""
+    from ..core.logs import tail
+    from ..project import run
+
     width = max(len(n) for n in chosen)
     if not follow:
         for index, name in enumerate(chosen):
@@ -401,23 +430,35 @@ def restart(run_dir: Path, names: Sequence[str], port: Optional[int], update_env
 
 def _launch(run_dir: RunDir, spec: ServerSpec, force: bool, exiting: bool) -> int:
     """Run in the foreground (the supervisor's code) or detached (report; 0 once it serves)."""
+    import time
+
     _check_writable(run_dir.path)
+    began = time.monotonic()
     if not spec.detached:
         from ..core.supervisor import Supervisor, run_as_process
 
-        return run_as_process(Supervisor(spec, run_dir, force=force, notify=render.say, warn=render.warn),
-                              exiting=exiting)
+        def ready(record: Record) -> None:
+            assert record.child is not None
+            _ready(record.spec.name, record.spec.host, record.spec.port, time.monotonic() - began,
+                   messages.ready_details(record.supervisor.pid, record.child.pid))
+
+        return run_as_process(Supervisor(spec, run_dir, force=force, notify=render.say, warn=render.warn,
+                                         on_ready=ready), exiting=exiting)
     from ..core.daemon import launch
 
     try:
-        outcome = launch(spec, run_dir, force)
+        with render.waiting(messages.waiting_for([spec.name], None if spec.dynamic else spec.port)):
+            outcome = launch(spec, run_dir, force)
     except KeyboardInterrupt:  # only the wait is interrupted: the instance goes on
         render.warn(messages.detached_interrupted(spec.name))
         return 130
     for line in outcome.warnings:
         render.warn(line)
     if outcome.code == 0:
-        render.say(messages.detached_ready(outcome.url, outcome.pid, outcome.child_pid, outcome.log))
+        name = outcome.name or spec.name
+        _ready(name, spec.host, outcome.port or spec.port, time.monotonic() - began,
+               messages.ready_details(outcome.pid, outcome.child_pid, name=name, log=outcome.log,
+                                      run_dir=str(run_dir.path)))
         return 0
     render.error(outcome.message, outcome.hint)
     if outcome.log:  # set only once a child ran: never an earlier run's or a race winner's log
@@ -427,6 +468,15 @@ def _launch(run_dir: RunDir, spec: ServerSpec, force: bool, exiting: bool) -> in
 
         render.log_tail(outcome.log, tail(Path(outcome.log), 20))
     return outcome.code
+
+
+def _ready(name: str, host: str, port: int, elapsed_s: float, details: Sequence[str]) -> None:
+    """The ready line (the URL on one line), the LAN URL for a wildcard host, the details."""
+    from ..core.ports import instance_url, lan_url
+
+    lan = lan_url(host, port)
+    render.ready(messages.ready_at(name, instance_url(host, port), elapsed_s),
+                 [messages.lan_url(lan)] if lan else [], details)
 
 
 def _check_writable(path: Path) -> None:
@@ -506,16 +556,22 @@ def free(run_dir: Path, port: int, host: str, grace: float) -> int:
 
 
 def logs(run_dir: Path, names: Sequence[str], port: Optional[int], lines: int, follow: bool) -> int:
-    from ..core.logs import follow as follow_log, log_path, tail
+    """`logs`: the instance on PORT (or NAME), a project's services, else the instances NAME...
+    (default: all with a log): one log as it is, several each line after its name."""
+    from ..core.logs import follow as follow_log, log_names, log_path, tail
     from ..core.runfiles import RunDir
 
+    where = RunDir(run_dir)
     if port is None:
         code = logs_project(run_dir, names, lines, follow)
         if code is not None:
             return code
-    if len(names) > 1:
-        raise BadInput(*messages.one_log_only())
-    path = log_path(RunDir(run_dir), names[0] if names else None, port)
+        chosen = log_names(where, names)
+        if len(chosen) > 1:
+            return _logs_prefixed(where, chosen, lines, follow)
+        path = where.log_file(chosen[0])
+    else:
+        path = log_path(where, names[0] if names else None, port)
     if not follow:
         for line in tail(path, lines):
             render.say(line)
@@ -528,7 +584,11 @@ def logs(run_dir: Path, names: Sequence[str], port: Optional[int], lines: int, f
     return 0
 
 
-def events(run_dir: Path, follow: bool, lines: int) -> int:
+def events(run_dir: Path, follow: bool, lines: int, as_json: bool = False) -> int:
+    """The last ``lines`` events (and, with ``follow``, each new one): a human line each,
+    or the JSON lines as they are recorded (``as_json``); damaged lines are skipped."""
+    import json
+
     from ..core.events import events_file
     from ..core.logs import follow as follow_log, tail
     from ..core.runfiles import RunDir
@@ -536,7 +596,15 @@ def events(run_dir: Path, follow: bool, lines: int) -> int:
     path = events_file(RunDir(run_dir).path)
     try:
         for line in (follow_log(path, lines) if follow else tail(path, lines)):
-            render.say(line)
+            if as_json:
+                render.say(line)
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                render.event(event)
     except KeyboardInterrupt:
         pass
     return 0

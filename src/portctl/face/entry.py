@@ -1,6 +1,7 @@
-"""The console entry point. `--version`, `who`, `status`, `port`, `url` and `stop` in their
-plain forms run without importing click (Makefiles and scripts call them in loops, and
-click's import alone costs more than Python's start-up): ``SHAPES`` declares those forms,
+"""The console entry point. `--version`, `who`, `status`, `port`, `url`, `stop` and a
+project's `start` in their plain forms run without importing click (Makefiles and scripts
+call them in loops, and click's import alone costs more than Python's start-up; a project
+start waits on it before anything launches): ``SHAPES`` declares those forms,
 and each maps to the function of ``commands`` the click CLI calls, with the values click
 would pass (tests/test_app_layer.py checks both against click's own parse). Any other
 form, `--help` or a doubt about the arguments goes to the click CLI, which stays the one
@@ -31,11 +32,21 @@ SHAPES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("stop", NAMES, "--port", PORT), "stop"),
     (("port", NAME), "port_of"),
     (("url", NAME), "url"),
+    (("start", NAMES, "-d", "--detach", "--force", "--keep-going"), "start_project"),  # None: not a project's
 )
-_KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json"}  # else the option's name
+# The short forms cli declares for the options of SHAPES (`-p 8001` is `--port 8001`)
+ALIASES = {"-p": "--port"}
+_KEYWORD = {PORT: "port", NAME: "name", NAMES: "names", "--json": "as_json", "-d": "detach",
+            "--keep-going": "keep_going"}  # else the option's name
+# Set by the shell for completion (click derives it from the program's name): click answers
+COMPLETE_VAR = "_PORTCTL_COMPLETE"
 
 
 def main() -> None:
+    if _may_start_a_project(sys.argv[1:]):
+        from ..core.forkserver import start_early
+
+        start_early()
     code = _fast(sys.argv[1:])
     if code is None:
         from .cli import main as cli_main
@@ -43,6 +54,46 @@ def main() -> None:
         cli_main()
         return
     _leave(code)
+
+
+_PROJECT_FLAGS = {"-d", "--detach", "--force", "--keep-going"}  # the options `start NAME...` takes in a project
+
+
+def _may_start_a_project(argv: list[str]) -> bool:
+    """`start` or `restart` with service names at most and no option a project refuses, here
+    or below a project file: the supervisors' fork server is worth starting before anything
+    is parsed. A guess, by file names alone; a wrong one (the words were a command to run)
+    costs a process that waits, idle, until this one ends."""
+    words = argv[2:] if argv[:1] == ["--run-dir"] else argv
+    if words[:1] not in (["start"], ["restart"]) \
+            or any(w.startswith("-") and w not in _PROJECT_FLAGS for w in words[1:]):
+        return False
+    here = os.getcwd()
+    while True:
+        if any(os.path.isfile(os.path.join(here, name)) for name in ("portctl.toml", "Procfile")) \
+                or _names_portctl(os.path.join(here, "pyproject.toml")):
+            return True
+        parent = os.path.dirname(here)
+        if parent == here:
+            return False
+        here = parent
+
+
+def _names_portctl(pyproject: str) -> bool:
+    """Whether ``pyproject`` is a regular file naming ``[tool.portctl``: opened without
+    blocking, so a FIFO in its place is never waited on."""
+    import stat
+
+    try:
+        fd = os.open(pyproject, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and b"[tool.portctl" in os.read(fd, 1 << 20)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _leave(code: int) -> None:
@@ -62,7 +113,10 @@ def _leave(code: int) -> None:
 
 def _fast(argv: list[str]) -> Optional[int]:
     """Run ``argv`` when it has one of the SHAPES (or is ``--version``): its exit code; None
-    to let click handle these arguments."""
+    to let click handle these arguments (also when the command answers None: a `start`
+    whose words are no project's services)."""
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions: only click knows them
+        return None
     run_dir = os.environ.get("PORTCTL_RUN_DIR") or ""  # "": found from the current directory
     if len(argv) >= 2 and argv[0] == "--run-dir":
         run_dir, argv = argv[1], argv[2:]
@@ -77,7 +131,7 @@ def _fast(argv: list[str]) -> Optional[int]:
     from . import commands, render
 
     name, values = call
-    function: Callable[..., int] = getattr(commands, name)
+    function: Callable[..., Optional[int]] = getattr(commands, name)
     try:
         return function(run_dir=_path(run_dir), **values)
     except Exception as exc:  # a library error, a bug of ours or an OS refusal: one line
@@ -100,12 +154,13 @@ def _match(slots: tuple[str, ...], words: list[str]) -> Optional[Values]:
     option's last value wins), or None when click might read them otherwise or refuse them."""
     positional = slots[:_first_option(slots)]
     options = {s: (slots[i + 1] if slots[i + 1:i + 2] and slots[i + 1] in KINDS else None)
-               for i, s in enumerate(slots) if s.startswith("--")}
+               for i, s in enumerate(slots) if s.startswith("-")}
     values: Values = {_keyword(s): (() if s == NAMES else None) for s in positional}
     values.update({_keyword(o): (False if kind is None else None) for o, kind in options.items()})
     taken = 0
     given = iter(words)
     for word in given:
+        word = ALIASES.get(word, word)
         if word in options:
             kind = options[word]
             value = True if kind is None else _value(kind, next(given, None))
@@ -127,7 +182,7 @@ def _match(slots: tuple[str, ...], words: list[str]) -> Optional[Values]:
 
 
 def _first_option(slots: tuple[str, ...]) -> int:
-    return next((i for i, s in enumerate(slots) if s.startswith("--")), len(slots))
+    return next((i for i, s in enumerate(slots) if s.startswith("-")), len(slots))
 
 
 def _keyword(slot: str) -> str:

@@ -5,15 +5,19 @@ callable or ``logging.getLogger("portctl")``, with the words from ``messages``. 
 imported only when a table is drawn on a terminal."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from contextlib import contextmanager
 
 from ..base.errors import exit_code_of, message_of
 from ..base.messages import log_tail_header, nothing_holds, short_command, stop_own_hint, take_port_hint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional, Sequence
+    from typing import Any, Iterator, Optional, Sequence, TextIO
+
+    from rich.console import RenderableType
 
 
 def report(exc: BaseException) -> int:
@@ -23,37 +27,89 @@ def report(exc: BaseException) -> int:
     return exit_code_of(exc)
 
 
-STATUS_COLUMNS = ["PORT", "NAME", "STATE", "PID", "CHILD", "UPTIME", "RESTARTS", "LAST EXIT",
-                  "HEALTH", "COMMAND"]
+def status_table(rows: Sequence[dict[str, Any]], *, wide: bool = False) -> None:
+    """``status``: the table (``statusview.table``) fitted to the terminal (80 columns when
+    piped, or COLUMNS), then a line for each row in trouble with its reason and the command
+    that helps. On a terminal the states are coloured; else plain, byte-stable text."""
+    from . import statusview as view
+
+    width = _width()
+    grid = view.table(rows, width, wide=wide)
+    names = view.targets(rows)
+    notes = []
+    for i, row in enumerate(rows):
+        found = view.note(row, names[i])
+        if found:
+            level = view.severity(row["state"])
+            notes += [(level, line) for line in view.note_lines(str(row["name"] or row["port"]), *found, width)]
+    if not fancy():
+        for line in grid:
+            say(view.GAP.join(line).rstrip())
+        if notes:
+            say("")
+        for _, note in notes:
+            say(note)
+        return
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text(view.GAP.join(grid[0]).rstrip(), style="bold"))
+    state_at = [cell.strip() for cell in grid[0]].index("STATE")
+    for row, line in zip(rows, grid[1:]):
+        style = _STYLES.get(view.severity(row["state"]), "")
+        shown = Text(view.GAP.join(line).rstrip(), style="dim" if style == "dim" else "")
+        start = sum(len(cell) + len(view.GAP) for cell in line[:state_at])
+        shown.stylize(style, start, start + len(row["state"]))
+        console.print(shown)
+    if notes:
+        console.print()
+    for level, note in notes:
+        name, colon, rest = note.partition(": ")
+        if note.startswith(" ") or not colon:  # the command that helps, on a line of its own
+            name, rest = "", note
+        console.print(Text.assemble((name + colon, _STYLES.get(level, "")), rest))
 
 
-def status_row(r: dict[str, Any]) -> list[str]:
-    uptime = f"{r['uptime_s']:.0f}s" if r["uptime_s"] is not None else "-"
-    return [str(r["port"]), str(r["name"] or "-"), r["state"], str(r["pid"] or "-"),
-            str(r["child_pid"] or "-"), uptime, str(r["restarts"]), _last_exit(r["last_exit"]),
-            _last_health(r["last_health"]), " ".join(r["command"])[:50]]
+_STYLES = {"ok": "green", "warn": "yellow", "error": "red", "off": "dim"}
 
 
-def _last_exit(last: Optional[dict[str, Any]]) -> str:
-    """``137 at 14:02:05``; ``- at ...`` when we stopped it (a failed health check)."""
-    if not last:
-        return "-"
-    code = "-" if last.get("code") is None else last["code"]
-    return f"{code} at {_clock(last.get('at'))}"
+def _width() -> int:
+    """The width to fit: COLUMNS, else the terminal's, else 80 (piped; as shutil, without its import)."""
+    try:
+        return max(1, int(os.environ["COLUMNS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
-def _last_health(health: Optional[dict[str, Any]]) -> str:
-    if not health:
-        return "-"
-    if health.get("ok"):
-        return f"ok {health.get('latency_ms', 0):.0f} ms"
-    return f"failed ({str(health.get('detail', ''))[:30]})"
+def event(data: dict[str, Any]) -> None:
+    """One lifecycle event as a line (``statusview.event_line``): on a terminal its kind
+    coloured by severity and the line cut to the terminal's width."""
+    from . import statusview as view
+
+    columns = view.event_columns(data)
+    line = view.event_line(columns)
+    if not fancy():
+        say(line)
+        return
+    from rich.text import Text
+
+    text = Text(view.cut(line, _width()))
+    start = len(view.GAP.join(columns[:2]) + view.GAP)
+    kind = str(data.get("event"))
+    text.stylize(_STYLES.get(view.event_severity(kind), ""), start, start + len(kind))
+    _console().print(text)
 
 
-def _clock(iso: Any) -> str:
-    """The time of day of an ISO 8601 timestamp (``2026-11-23T14:02:05+00:00`` -> ``14:02:05``)."""
-    text = str(iso or "")
-    return text[11:19] if len(text) >= 19 else text or "?"
+@functools.lru_cache(maxsize=None)
+def _console() -> Any:
+    """The one rich console of this process (stdout, no highlighting, no wrapping)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
 
 
 def who_report(port: int, holders: Sequence[dict[str, Any]], run_dir: str = "") -> None:
@@ -106,7 +162,8 @@ def log_to() -> None:
 
 
 def fancy() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    """May stdout get colours and tables drawn by rich."""
+    return _decorated(sys.stdout)
 
 
 def say(line: str) -> None:
@@ -164,3 +221,92 @@ def service_line(name: str, width: int, line: str, index: int, *, clock: bool = 
     if fancy():
         prefix = f"\x1b[{_SERVICE_COLOURS[index % len(_SERVICE_COLOURS)]}m{prefix}\x1b[0m"
     return f"{prefix} {line}"
+
+
+# ---------------------------------------------------------------- start: the wait and the ready lines
+def _decorated(stream: Any) -> bool:
+    """May ``stream`` get colours and animation: a terminal, NO_COLOR unset, TERM not dumb."""
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+    return tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class Waiting:
+    """What a spinner says while `start` waits: ``what`` (may change meanwhile), then the
+    time since it began; rich asks for it at every refresh."""
+
+    def __init__(self, what: str) -> None:
+        import time
+
+        self.what = what
+        self._began = time.monotonic()
+        self._spinner: Any = None
+
+    def __rich__(self) -> RenderableType:
+        import time
+
+        from rich.spinner import Spinner
+
+        text = f"{self.what} … {time.monotonic() - self._began:.1f} s"
+        if self._spinner is None:
+            self._spinner = Spinner("dots", text=text, style="cyan")
+        else:
+            self._spinner.update(text=text)
+        spinner: RenderableType = self._spinner
+        return spinner
+
+
+def _wait_stream() -> Optional[TextIO]:
+    """Where a spinner goes: stderr when it is a terminal, else stdout if that is one."""
+    for stream in (sys.stderr, sys.stdout):
+        if _decorated(stream):
+            return stream
+    return None
+
+
+@contextmanager
+def waiting(what: str) -> Iterator[Waiting]:
+    """A transient spinner with the elapsed time on a terminal, for the block's duration (gone
+    before anything after it prints); nothing at all when piped. Ctrl+C still interrupts."""
+    state = Waiting(what)
+    stream = _wait_stream()
+    if stream is None:
+        yield state
+        return
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(state, console=Console(file=stream), refresh_per_second=12, transient=True,
+              redirect_stdout=stream is sys.stdout, redirect_stderr=stream is sys.stderr):
+        yield state
+
+
+def ready(lead: str, lan: Sequence[str] = (), lines: Sequence[str] = ()) -> None:
+    """The ready line (its URL on one line), the LAN URLs, then the details: on a terminal a
+    green check and dimmed details (rich); plain text, the same words, otherwise."""
+    if not fancy():
+        for line in (lead, *lan, *lines):
+            say(line)
+        return
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text.assemble(("\u2713 ", "bold green"), (lead, "bold")), soft_wrap=True)
+    for line in lan:
+        console.print(Text(line, style="bold"), soft_wrap=True)
+    details(lines)
+
+
+def details(lines: Sequence[str]) -> None:
+    """Lines of detail: dimmed on a terminal (rich), plain otherwise."""
+    if not fancy():
+        for line in lines:
+            say(line)
+        return
+    from rich.text import Text
+
+    console = _console()
+    for line in lines:
+        console.print(Text(line, style="dim"), soft_wrap=True)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Callable, Iterable, Mapping, Optional, Sequence
 
+    from .forking import ForkServer
     from .records import Listener
 
 NAME = "linux"
@@ -125,3 +126,21 @@ def lock_holders(path: Path) -> Optional[set[int]]:
         if "FLOCK" in fields and wanted in fields and "->" not in fields:  # "->": a waiter
             holders.add(int(fields[fields.index(wanted) - 1]))
     return holders
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> ForkServer:
+    """One server forks every supervisor of a project start (``forking``): one import of
+    the supervisor instead of one per service, its pages shared."""
+    from .forking import start_server
+
+    return start_server(argv, cwd)
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """``posix.serve_forks``, once what a Linux supervisor loads on its way to serving
+    (prctl through ctypes, the netlink reader) is imported, for all the forks at once."""
+    import ctypes  # noqa: F401
+
+    from . import linux_net  # noqa: F401
+
+    _posix.serve_forks(child)

@@ -33,13 +33,15 @@ def spawn(
     preexec: Optional[Callable[[], None]] = None,
 ) -> subprocess.Popen[bytes]:
     """Start the child as the leader of a new session and process group; with ``capture``
-    its stdout and stderr are pipes (for the log) and its stdin is /dev/null."""
+    its stdout and stderr are one pipe (for the log, in the order written) and its stdin is
+    /dev/null."""
     import subprocess
 
     stdin = subprocess.DEVNULL if capture else None
     pipe = subprocess.PIPE if capture else None
     return subprocess.Popen(list(argv), env=dict(env), cwd=cwd, start_new_session=True,
-                            preexec_fn=preexec, stdin=stdin, stdout=pipe, stderr=pipe)
+                            preexec_fn=preexec, stdin=stdin, stdout=pipe,
+                            stderr=subprocess.STDOUT if capture else None)
 
 
 def become_subreaper() -> None:
@@ -229,3 +231,16 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     import time
 
     time.sleep(max(0.0, min(timeout_s, _EXIT_POLL_S)))
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> None:
+    """None: each supervisor runs its own interpreter here. On macOS a fork without exec is
+    unsafe once system libraries have started threads; the BSDs are untried."""
+    return None
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """The fork server's loop (``forking.serve``); Linux starts the server."""
+    from .forking import serve
+
+    serve(child)

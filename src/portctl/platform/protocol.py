@@ -4,7 +4,7 @@ imports this module under ``TYPE_CHECKING`` (it loads ``typing``, which the fast
 mypy verifies each platform module against it (``--platform linux``, ``darwin``, ``win32``)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 if TYPE_CHECKING:  # annotations only: Listener exists for type checkers alone
     import subprocess
@@ -13,6 +13,16 @@ if TYPE_CHECKING:  # annotations only: Listener exists for type checkers alone
     import psutil
 
     from .records import Listener, ProcessInfo
+
+
+class Forks(Protocol):
+    """A server that forks detached supervisors without exec (``platform.forking``)."""
+
+    def request(self, data: bytes) -> BinaryIO:
+        """Hand it one request; the pipe the forked supervisor answers on."""
+
+    def close(self) -> None:
+        """No more requests: the server exits (what it forked goes on)."""
 
 
 class Platform(Protocol):
@@ -24,10 +34,18 @@ class Platform(Protocol):
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path,
               capture: bool = False) -> subprocess.Popen[bytes]:
-        """Start the supervised child in its own process group (pipes with ``capture``)."""
+        """Start the supervised child in its own process group (with ``capture``, stdout
+        and stderr share one pipe: ``stdout``)."""
 
     def spawn_detached(self, argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
         """Start a background supervisor, detached from our terminal."""
+
+    def fork_server(self, argv: Sequence[str], cwd: Path) -> Optional[Forks]:
+        """Start a server (``argv`` runs ``serve_forks``) that forks one detached supervisor
+        per request; None where supervisors are not forked (each execs its interpreter)."""
+
+    def serve_forks(self, child: Callable[[bytes], int]) -> None:
+        """The fork server's loop: fork a child running ``child(request)`` per request."""
 
     def become_subreaper(self) -> None:
         """Have orphaned descendants re-parent to us, where the system can."""

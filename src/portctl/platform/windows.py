@@ -13,7 +13,7 @@ import socket
 import subprocess
 from ctypes import wintypes
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import psutil
 
@@ -69,7 +69,8 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
     stdin = subprocess.DEVNULL if capture else None
     pipe = subprocess.PIPE if capture else None
     proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=stdin, stdout=pipe,
-                            stderr=pipe, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+                            stderr=subprocess.STDOUT if capture else None,
+                            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     _assign_to_job(int(proc._handle))  # type: ignore[attr-defined]
     return proc
 
@@ -218,3 +219,13 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     import time
 
     time.sleep(max(0.0, min(timeout_s, 0.005)))
+
+
+def fork_server(argv: Sequence[str], cwd: Path) -> None:
+    """None: Windows has no fork; each supervisor runs its own interpreter."""
+    return None
+
+
+def serve_forks(child: Callable[[bytes], int]) -> None:
+    """Windows has no fork: there is no fork server to run."""
+    raise OSError("forked supervisors need fork(), which Windows does not have")

@@ -199,6 +199,12 @@ def _integer(low: int) -> _Convert:
     return convert
 
 
+def _boolean(ld: _Loader, path: tuple[str, ...], value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ld.fail(path, f"must be true or false, not {value!r}")
+    return value
+
+
 def _choice(choices: tuple[str, ...]) -> _Convert:
     def convert(ld: _Loader, path: tuple[str, ...], value: Any) -> str:
         if value not in choices:
@@ -341,6 +347,7 @@ KEYS: dict[str, tuple[str, _Convert]] = {
     "restart_window": ("backoff.window_s", _seconds("window_s")),
     "log_max_bytes": ("log_max_bytes", _integer(1024)),
     "log_backups": ("log_backups", _integer(1)),
+    "timestamps": ("timestamps", _boolean),
 }
 SERVICE_ONLY = ("command", "port", "depends_on", "sweep")  # not in [defaults]
 

@@ -52,6 +52,7 @@ class Service(NamedTuple):
     backoff: BackoffPolicy = BackoffPolicy()
     log_max_bytes: int = defaults.LOG_MAX_BYTES
     log_backups: int = defaults.LOG_BACKUPS
+    timestamps: bool = False
 
     @property
     def auto(self) -> bool:
@@ -91,7 +92,7 @@ class Service(NamedTuple):
             health=substitute(self.health, values), health_interval_s=self.health_interval_s,
             health_timeout_s=self.health_timeout_s, health_failures=self.health_failures,
             backoff=self.backoff, log_max_bytes=self.log_max_bytes, log_backups=self.log_backups,
-            stop_signal=self.stop_signal,
+            stop_signal=self.stop_signal, timestamps=self.timestamps,
             cwd=str(self.cwd), env=None if env is None else tuple(sorted(env.items())))
 
 

@@ -1,7 +1,8 @@
 """Driving a project by name: start, stop, restart, status and logs of its services.
 
-Each service runs under its own detached supervisor (``daemon.launch``, as `start -d` runs
-one), in the run dir, so each keeps its ``.server_<port>.pid`` naming that supervisor. Every
+Each service runs under its own detached supervisor (as `start -d` runs one; forked by one
+server where the platform forks, ``forkserver``), in the run dir, so each keeps its
+``.server_<port>.pid`` naming that supervisor. Every
 ``"auto"`` port is chosen before anything starts, so every service gets every
 ``PORTCTL_<NAME>_PORT|URL`` and placeholder. A service is launched, on its own thread, once
 each of its dependencies reached its condition; services that do not wait on each other start
@@ -23,6 +24,10 @@ from ..base.errors import PortctlError
 from ..core.runfiles import RunDir
 from ..core.status import LIVE_STATES, Status, collect as instance_status
 from .model import AUTO_FIRST_PORT, Project
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.forkserver import Supervisors
 
 STARTED_POLL_S = 0.02  # how often a `started` gate reads the dependency's record
 QUEUE_POLL_S = 0.1  # how often a wait for log lines looks at its stop condition
@@ -54,12 +59,13 @@ def live_services(project: Project, run_dir: RunDir) -> dict[str, Status]:
 
 
 def resolve_ports(project: Project, running: Mapping[str, int], wanted: Iterable[str],
-                  previous: Mapping[str, int] = {}) -> dict[str, int]:
+                  previous: Mapping[str, int] = {},
+                  notify: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """The port of every running service (``running``) and of every service in ``wanted``:
     fixed ones as written, ``"auto"`` ones the first free port from their previous one
     (``previous``, a restart), else their range, else 8000, then any; never one already
-    given to another service."""
-    from ..core.ports import unused_port
+    given to another service. A first choice held by some other process is ``notify``-ed."""
+    from ..core.ports import first_holder, is_busy, unused_port
 
     ports = dict(running)
     taken = set(ports.values()) | {s.port for s in project.services if not s.auto}
@@ -72,6 +78,8 @@ def resolve_ports(project: Project, running: Mapping[str, int], wanted: Iterable
         first = previous.get(service.name) or (service.port_range[0] if service.port_range
                                                else AUTO_FIRST_PORT)
         port = unused_port(first, service.port_range, service.host, skip=taken.__contains__)
+        if port != first and first not in taken and is_busy(service.host, first):
+            notify(f"{service.name}: " + messages.port_moved(first, port, first_holder(first)))
         taken.add(port)
         ports[service.name] = port
     return ports
@@ -102,15 +110,19 @@ class _Launcher:
     """One start: a thread per service, each waiting on its dependencies' gates."""
 
     def __init__(self, project: Project, run_dir: RunDir, ports: Mapping[str, int], *,
-                 force: bool, keep_going: bool, foreground: bool) -> None:
+                 force: bool, keep_going: bool, foreground: bool,
+                 waiting: Callable[[Sequence[str]], None] = lambda _: None) -> None:
         self.project, self.run_dir, self.ports = project, run_dir, ports
         self.force, self.keep_going, self.foreground = force, keep_going, foreground
+        self.waiting = waiting
+        self.pending: list[str] = []  # the services not launched, nor given up, yet
         self.started: dict[str, threading.Event] = {}
         self.done: dict[str, threading.Event] = {}
         self.bad: set[str] = set()
         self.abort = threading.Event()
         self.result = Started([], [], [], [])
         self._lock = threading.Lock()
+        self._supervisors: Optional[Supervisors] = None  # at the first launch; closed by run()
 
     def run(self, order: Sequence[Sequence[str]], running: Iterable[str],
             interrupted: Callable[[], bool]) -> Started:
@@ -118,6 +130,8 @@ class _Launcher:
         for name in names:
             self.started[name], self.done[name] = threading.Event(), threading.Event()
         threads = []
+        self.pending = [n for n in names if n not in running]
+        self.waiting(list(self.pending))
         for name in names:
             if name in running:
                 self.result.running.append(name)
@@ -127,11 +141,15 @@ class _Launcher:
             thread = threading.Thread(target=self._one, args=(name,), name=f"start-{name}", daemon=True)
             thread.start()
             threads.append(thread)
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)
-                if interrupted():
-                    self.abort.set()  # launches under way finish; nothing new starts
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+                    if interrupted():
+                        self.abort.set()  # launches under way finish; nothing new starts
+        finally:
+            if self._supervisors is not None:
+                self._supervisors.close()
         return self.result
 
     def _one(self, name: str) -> None:
@@ -148,6 +166,10 @@ class _Launcher:
         finally:
             self.started[name].set()
             self.done[name].set()
+            with self._lock:
+                self.pending.remove(name)
+                left = list(self.pending)
+            self.waiting(left)
 
     def _wait_for_dependencies(self, name: str) -> Optional[str]:
         """None once every dependency reached its condition; else the one that failed."""
@@ -159,14 +181,13 @@ class _Launcher:
         return None
 
     def _launch(self, name: str) -> None:
-        from ..core.daemon import launch
-
         try:
             spec = self.project.spec(name, self.ports, os.environ, detached=True)
             if self.foreground and not self.project.service(name).restart:
                 spec = replace(spec, restart="no")  # the foreground's default, as `start` has it
-            threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
-            outcome = launch(spec, self.run_dir, self.force)
+            if any(s.depends_on.get(name) == "started" for s in self.project.services):  # else no gate to open
+                threading.Thread(target=self._watch_started, args=(name, spec.port), daemon=True).start()
+            outcome = self.supervisors().launch(spec, self.force)
             failure = None if outcome.code == 0 else Failure(name, outcome.code, outcome.message,
                                                              outcome.hint, outcome.log)
         except PortctlError as exc:
@@ -182,6 +203,15 @@ class _Launcher:
         if not self.keep_going:
             self.abort.set()
 
+    def supervisors(self) -> Supervisors:
+        """What launches the supervisors (the fork server the entry point may have started)."""
+        from ..core.forkserver import Supervisors
+
+        with self._lock:
+            if self._supervisors is None:
+                self._supervisors = Supervisors(self.run_dir)
+            return self._supervisors
+
     def _watch_started(self, name: str, port: int) -> None:
         """Open the ``started`` gate once the service's supervisor recorded a child."""
         while not self.done[name].is_set():
@@ -194,14 +224,18 @@ class _Launcher:
 
 def start(project: Project, run_dir: RunDir, names: Sequence[str] = (), *, force: bool = False,
           keep_going: bool = False, foreground: bool = False, previous: Mapping[str, int] = {},
-          interrupted: Callable[[], bool] = lambda: False) -> Started:
+          interrupted: Callable[[], bool] = lambda: False, notify: Callable[[str], None] = lambda _: None,
+          waiting: Callable[[Sequence[str]], None] = lambda _: None) -> Started:
     """Start ``names`` (all when empty) with their dependencies; running ones are left alone.
-    Unless ``keep_going``, a failure stops what this start launched, dependents first."""
+    Unless ``keep_going``, a failure stops what this start launched, dependents first.
+    ``notify`` hears of a port moved off a busy first choice; ``waiting`` is told the services
+    still waited on, whenever that changes."""
     order = project.start_order(names)
     wanted = {n for level in order for n in level}
     live = live_services(project, run_dir)
-    ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous)
-    launcher = _Launcher(project, run_dir, ports, force=force, keep_going=keep_going, foreground=foreground)
+    ports = resolve_ports(project, {n: s.port for n, s in live.items()}, wanted, previous, notify)
+    launcher = _Launcher(project, run_dir, ports, force=force, keep_going=keep_going, foreground=foreground,
+                         waiting=waiting)
     result = launcher.run(order, set(live), interrupted)
     if result.failed and not keep_going and result.launched:
         stop(project, run_dir, result.launched, dependents=False)

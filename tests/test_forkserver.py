@@ -1,0 +1,245 @@
+"""Issue 13 §6: a project's supervisors forked by one server (core/forkserver.py,
+platform/forking.py). Each is still its own process, session, pid file and lock; none holds a
+descriptor of another's or of the server's; the server forks only while single-threaded,
+exits once the command is done with it, and a launch still works without it. Real processes,
+the CLI as users run it (`python -m portctl`, whose entry point starts the server early)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from support.apps import app
+from support.ports import free_ports
+from support.processes import Popen
+from support.waits import accepts, wait_until
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.posix_only]
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="supervisors are forked on Linux")
+
+
+def write_project(root: Path, ports: list[int]) -> None:
+    lines = []
+    for i, port in enumerate(ports):
+        lines += [f"[services.s{i}]", f"command = {json.dumps(app('listener', '{port}'))}", f"port = {port}", ""]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "portctl.toml").write_text("\n".join(lines))
+
+
+def portctl(spawn: Callable[..., Popen], root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
+    proc = spawn([sys.executable, "-m", "portctl", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=90)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def supervisor_of(root: Path, port: int) -> int:
+    return int((root / f".server_{port}.pid").read_text())
+
+
+def fd_targets(pid: int) -> dict[str, str]:
+    """fd number -> what it points at, from /proc/PID/fd."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+    return found
+
+
+def lock_holders(path: Path) -> set[int]:
+    """The pids holding a flock on ``path``, from /proc/locks."""
+    inode = path.stat().st_ino
+    holders = set()
+    with open("/proc/locks") as locks:
+        for line in locks:
+            fields = line.split()
+            pid_at = 4 if fields[1] != "->" else 5
+            if fields[pid_at + 1].split(":")[-1] == str(inode):
+                holders.add(int(fields[pid_at]))
+    return holders
+
+
+@linux_only
+def test_each_forked_supervisor_is_its_own_process_with_only_its_own_files(
+        tmp_path: Path, spawn: Callable[..., Popen]) -> None:
+    root, ports = tmp_path / "proj", free_ports(3)
+    write_project(root, ports)
+    started = portctl(spawn, root, "start", "-d")
+    try:
+        assert started.returncode == 0, started.stderr
+        pids = [supervisor_of(root, port) for port in ports]
+        assert len(set(pids)) == 3
+        for pid, port in zip(pids, ports):
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                assert b"portctl.core.forkserver" in cmdline.read()  # forked, not a daemon of its own
+            assert os.getsid(pid) == pid  # the leader of its own session: no terminal, no sibling's signals
+            assert os.readlink(f"/proc/{pid}/cwd") == str(root)  # the run dir, as a daemon's
+            assert lock_holders(root / f".server_{port}.lock") == {pid}
+            targets = fd_targets(pid)
+            locks = {t for t in targets.values() if ".server_" in t}
+            assert locks == {str(root / f".server_{port}.lock")}, targets  # no sibling's lock file
+            assert not any(t.startswith("socket:") for t in targets.values()), targets  # not the server's channel
+            assert {targets[fd] for fd in ("0", "1", "2")} == {os.devnull}, targets
+        # no pipe (a handshake pipe, a log pump's) is shared by two supervisors
+        pipes = [{t for t in fd_targets(pid).values() if t.startswith("pipe:")} for pid in pids]
+        assert not (pipes[0] & pipes[1] or pipes[0] & pipes[2] or pipes[1] & pipes[2]), pipes
+        # the server is gone: the supervisors have another parent, and they go on
+        server = {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in pids}
+        for parent in server:
+            assert parent == 1 or b"portctl.core.forkserver" not in Path(f"/proc/{parent}/cmdline").read_bytes()
+
+        # kill $(cat .server_P.pid): that service stops, gracefully; the other two serve on
+        os.kill(pids[1], signal.SIGTERM)
+        wait_until(lambda: not (root / f".server_{ports[1]}.pid").exists() and not accepts(ports[1]), 30,
+                   "the killed service's supervisor to stop it")
+        assert accepts(ports[0]) and accepts(ports[2])
+        rows = {r["name"]: r for r in json.loads(portctl(spawn, root, "status", "--json").stdout)}
+        assert [rows[n]["state"] for n in ("s0", "s1", "s2")] == ["running", "stopped", "running"]
+    finally:
+        stopped = portctl(spawn, root, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not any(accepts(port) for port in ports)
+
+
+@linux_only
+def test_the_server_forks_single_threaded_and_exits_once_closed(tmp_path: Path) -> None:
+    from portctl.core.forkserver import Supervisors
+    from portctl.core.runfiles import RunDir
+    from portctl.core.spec import ServerSpec
+    from portctl.core import stopping
+
+    run_dir = RunDir(tmp_path)
+    supervisors = Supervisors(run_dir)
+    server = supervisors._server
+    assert server is not None
+    port = free_ports(1)[0]
+    spec = ServerSpec.from_dict({"port": port, "command": app("listener", "{port}"), "name": "one",
+                                 "detached": True})
+    try:
+        outcome = supervisors.launch(spec, force=False)
+        assert outcome.code == 0, outcome
+        status = Path(f"/proc/{server.process.pid}/status").read_text()  # type: ignore[attr-defined]
+        assert "\nThreads:\t1\n" in status  # it forked, and still runs no thread of its own
+        assert outcome.pid == supervisor_of(tmp_path, port) != server.process.pid  # type: ignore[attr-defined]
+        supervisors.close()
+        assert server.process.returncode == 0  # type: ignore[attr-defined]
+        assert accepts(port)  # what it forked goes on
+    finally:
+        supervisors.close()
+        stopping.stop(run_dir, port)
+    assert not accepts(port)
+
+
+@linux_only
+def test_fork_refuses_while_another_thread_runs() -> None:
+    code = textwrap.dedent("""
+        import socket, threading
+        from portctl.platform import forking
+        stop = threading.Event()
+        threading.Thread(target=stop.wait).start()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            forking.fork(a, b"x", b.fileno(), lambda data: 0)
+        except RuntimeError as exc:
+            print(exc)
+        finally:
+            stop.set()
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refusing to fork with 2 threads running"
+
+
+@linux_only
+def test_a_launch_without_its_server_runs_a_daemon_instead(tmp_path: Path) -> None:
+    from portctl.core.forkserver import Supervisors
+    from portctl.core.runfiles import RunDir
+    from portctl.core.spec import ServerSpec
+    from portctl.core import stopping
+
+    run_dir = RunDir(tmp_path)
+    supervisors = Supervisors(run_dir)
+    server = supervisors._server
+    assert server is not None
+    server.process.kill()  # type: ignore[attr-defined]
+    server.process.wait()  # type: ignore[attr-defined]
+    port = free_ports(1)[0]
+    spec = ServerSpec.from_dict({"port": port, "command": app("listener", "{port}"), "name": "one",
+                                 "detached": True})
+    try:
+        outcome = supervisors.launch(spec, force=False)
+        assert outcome.code == 0, outcome
+        with open(f"/proc/{outcome.pid}/cmdline", "rb") as cmdline:
+            assert b"portctl.core.daemon" in cmdline.read()
+    finally:
+        supervisors.close()
+        stopping.stop(run_dir, port)
+    assert not accepts(port)
+
+
+@pytest.mark.parametrize(("argv", "files", "expected"), [
+    (["start", "-d"], {"portctl.toml": ""}, True),
+    (["--run-dir", "x", "restart", "api"], {"Procfile": ""}, True),
+    (["start", "-d"], {"pyproject.toml": "[tool.portctl.services.api]\n"}, True),
+    (["start", "-d"], {"pyproject.toml": "[project]\nname = 'x'\n"}, False),
+    (["start", "-d", "--", "uvicorn", "app:app"], {"portctl.toml": ""}, False),
+    (["start", "--help"], {"portctl.toml": ""}, False),
+    (["start", "-d", "--port", "8001"], {"portctl.toml": ""}, False),
+    (["start", "api", "web", "--keep-going", "--force"], {"portctl.toml": ""}, True),
+    (["stop"], {"portctl.toml": ""}, False),
+    (["start"], {}, False),
+])
+def test_the_entry_point_guesses_a_project_start_from_file_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], files: dict[str, str],
+        expected: bool) -> None:
+    from portctl.face.entry import _may_start_a_project
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # found upward, as the project is
+    assert _may_start_a_project(argv) is expected
+
+
+def test_the_entry_points_guess_never_waits_on_a_fifo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portctl.face.entry import _may_start_a_project
+
+    os.mkfifo(tmp_path / "pyproject.toml")
+    monkeypatch.chdir(tmp_path)
+    assert _may_start_a_project(["start", "-d"]) is False  # at once: nobody writes the FIFO
+
+
+def test_a_projects_start_runs_without_click(tmp_path: Path, spawn: Callable[..., Popen]) -> None:
+    """`start -d` in a project takes the entry's fast path: click is never imported (its import
+    alone, ~30 ms, came before anything launched)."""
+    root, ports = tmp_path / "proj", free_ports(2)
+    write_project(root, ports)
+    report = ("import atexit, sys\n"
+              "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sys.modules) + '\\n'))\n"
+              "from portctl.face.entry import main\n"
+              "sys.argv = ['portctl', 'start', '-d']\n"
+              "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
+    proc = spawn([sys.executable, "-c", report], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert all(accepts(port) for port in ports)
+        modules = set(next(ln for ln in err.splitlines() if ln.startswith("MODULES ")).split()[1:])
+        assert "portctl.face.entry" in modules and "portctl.project.run" in modules
+        assert "click" not in modules and "portctl.face.cli" not in modules
+    finally:
+        stopped = portctl(spawn, root, "stop")
+    assert stopped.returncode == 0, stopped.stderr
