@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,13 +17,10 @@ import pytest
 from support.apps import app
 from support.portctl import Portctl, finish
 from support.ports import unused_port
-from support.processes import Popen, is_gone
+from support.processes import Popen
 from support.waits import wait_file, wait_until
-from portctl.core import stopping
 from portctl.core.events import read_events
-from portctl.core.identity import ProcRef
-from portctl.core.runfiles import Record, RunDir
-from portctl.core.spec import ServerSpec
+from portctl.core.runfiles import RunDir
 from portctl.platform import current as _platform
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
@@ -132,51 +127,3 @@ def test_a_stopped_instance_leaves_nothing_aside(portctl: Portctl) -> None:
     assert portctl.run("stop", "--port", port).returncode == 0
     assert portctl.nothing_left(port)
     wait_until(lambda: not list(portctl.run_dir.glob("*.gone")), what="the set-aside files to be deleted")
-
-
-
-# --------------------------------------------------------------------------- stop: waiting for the let-go
-
-HOLDER = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
-successor = os.fork()
-if successor == 0:  # shares the open file, so the lock: held on after the holder exits
-    time.sleep(60)
-    os._exit(0)
-print(successor, flush=True)
-sys.stdin.read()  # exits when the test closes stdin
-"""
-
-
-@pytest.mark.posix_only
-def test_stop_sees_its_supervisor_exit_when_another_holds_the_lock_on(spawn: Callable[..., Popen],
-                                                                      tmp_path: Path) -> None:
-    """A `start` polling for the lock may take it the instant the supervisor lets go: the stop's
-    lock waiter then never sees it free. The supervisor's exit is waited on too, so the stop
-    goes on at once instead of at its next look (every 0.25 s), by which time the new
-    instance may serve and the stop says the port is still in use (exit 4)."""
-    run_dir = RunDir(tmp_path)
-    spec = ServerSpec(port=unused_port(), command=("server",))
-    holder = spawn([sys.executable, "-c", HOLDER, str(run_dir.lock_file(spec.port))],
-                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdin is not None
-    successor = int(holder.stdout.readline())
-    try:
-        supervisor = psutil.Process(holder.pid)
-        record = Record(spec=spec, supervisor=ProcRef.of(supervisor), child=None, started_at="now",
-                        run_dir=str(tmp_path), token="t", state="stopping")
-        returned: list[float] = []
-        waiter = threading.Thread(target=lambda: (stopping._wait_let_go(run_dir, record, supervisor, spec.grace_s),
-                                                  returned.append(time.monotonic())))
-        waiter.start()
-        time.sleep(0.02)  # let the wait begin (no synchronisation): the holder exits during it
-        holder.stdin.close()
-        holder.wait(timeout=10)
-        exited = time.monotonic()
-        waiter.join(timeout=30)
-        assert returned and returned[0] - exited < 0.1, returned and returned[0] - exited
-    finally:
-        os.kill(successor, signal.SIGKILL)
-        wait_until(lambda: is_gone(successor), what="the lock's successor to die")

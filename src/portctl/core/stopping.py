@@ -3,7 +3,6 @@ of the lock (hurried when the caller's grace is shorter), then proof that the po
 nothing carrying the instance's token lives on."""
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -63,7 +62,6 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
     deadline = began + grace_s + STOP_MARGIN_S
     hurry_at = began + grace_s if grace_s < record.spec.grace_s else None
     let_go = released(lock, grace_s + STOP_MARGIN_S)
-    _set_on_exit(let_go, supervisor, grace_s + STOP_MARGIN_S)
     # The event means the lock was free for an instant: our target let go (or died). Looking
     # at it first spares /proc/locks on the path from the child's exit to our return.
     while not let_go.is_set() and not _let_go(supervisor, lock):
@@ -74,22 +72,6 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
             hurry_at = _hurry(run_dir, record, supervisor)
             continue
         let_go.wait(min(LET_GO_CHECK_S, (hurry_at or deadline) - now))
-
-
-def _set_on_exit(event: threading.Event, supervisor: psutil.Process, timeout_s: float) -> None:
-    """Set ``event`` (too) when ``supervisor`` exits, waiting on the exit itself. The lock's
-    waiter may never see the lock free: a `start` that polls for it can take it the instant
-    ours lets go, and then holds it."""
-    def watch() -> None:
-        deadline = time.monotonic() + timeout_s
-        while not event.is_set() and is_alive(supervisor):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            platform.wait_exits([supervisor.pid], min(left, LET_GO_CHECK_S))
-        event.set()
-
-    threading.Thread(target=watch, name="portctl-exit-watch", daemon=True).start()
 
 
 def _hurry(run_dir: RunDir, record: Record, supervisor: psutil.Process) -> Optional[float]:
