@@ -4,8 +4,8 @@ between a child's exit and the next step. Real processes; the limits are far fro
 measured values, so a loaded machine does not make them flaky."""
 from __future__ import annotations
 
-import os
 import json
+import os
 import select
 import signal
 import subprocess
