@@ -180,6 +180,9 @@ class Supervisor:
         spec = self.spec
         if not ports.is_busy(spec.host, spec.port):
             return
+        # The busy path is the slow one anyway: the spec is saved now, not once the child
+        # runs, so the hint `restart --port P --force` has something to restart
+        self.run_dir.write_spec(spec)
         if not self.force or spec.dynamic:  # a dynamic port moves on rather than evict
             holders = ports.holders(spec.port)
             raise PortInUse.held_by(spec.port, holders, remedy(holders), run_dir=str(self.run_dir.path))
