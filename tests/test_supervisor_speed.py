@@ -133,6 +133,28 @@ def test_a_stopped_instance_leaves_nothing_aside(portctl: Portctl) -> None:
     wait_until(lambda: not list(portctl.run_dir.glob("*.gone")), what="the set-aside files to be deleted")
 
 
+@pytest.mark.parametrize("command", ["clean", "start"])
+def test_files_left_aside_by_a_killed_supervisor_are_removed(portctl: Portctl, command: str) -> None:
+    """A supervisor killed between ``set_aside`` and ``discard`` leaves the pair renamed aside:
+    `clean`, and a `start` on that port, remove them with the other stale files."""
+    port = unused_port()
+    result = portctl.run("start", "-d", "--port", port, "--", *app("listener", "{port}", "--life", 60))
+    assert result.returncode == 0, result.stderr
+    supervisor = psutil.Process(portctl.record(port)["supervisor"]["pid"])
+    supervisor.kill()
+    supervisor.wait(timeout=30)
+    run_dir = RunDir(portctl.run_dir)
+    for path in (run_dir.pid_file(port), run_dir.record_file(port)):  # as the killed one left them
+        path.rename(path.with_name(f"{path.name}.gone"))
+    if command == "clean":
+        assert portctl.run("clean").returncode == 0
+    else:
+        result = portctl.run("start", "-d", "--port", port, "--", *app("listener", "{port}", "--life", 60))
+        assert result.returncode == 0, result.stderr
+        assert portctl.run("stop", "--port", port).returncode == 0
+    assert not list(portctl.run_dir.glob("*.gone"))
+
+
 
 # --------------------------------------------------------------------------- the detached supervisor's exit
 

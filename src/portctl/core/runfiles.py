@@ -229,8 +229,8 @@ class RunDir:
                 continue
 
     def remove(self, port: int) -> list[Path]:
-        """Remove the pid file and record (never the lock file: see ``lock``); return what was
-        removed."""
+        """Remove the pid file and record (never the lock file: see ``lock``), and what
+        ``set_aside`` left of them; return the pid file and record removed."""
         removed = []
         for path in [self.pid_file(port), self.record_file(port)]:
             try:
@@ -240,6 +240,8 @@ class RunDir:
             except PermissionError:  # a read-only run dir: the files stay, stale (no lock held)
                 continue
             removed.append(path)
+        # what a supervisor killed between set_aside and discard left renamed aside
+        self.discard([path.with_name(f"{path.name}.gone") for path in [self.pid_file(port), self.record_file(port)]])
         return removed
 
 
