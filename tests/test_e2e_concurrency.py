@@ -90,15 +90,20 @@ def test_a_start_racing_a_stop_leaves_a_consistent_run_dir(portctl: Portctl) -> 
     stop = portctl.launch("stop", "--port", port)
     second = portctl.start("--port", port, "--", *app("listener", "{port}"))
     _, err = stop.communicate(timeout=60)
-    assert stop.returncode == 0, err
     assert finish(first, sig=0)[0] == 0
     wait_until(lambda: second.poll() is not None or serving(portctl, port), timeout=60,
                what="the second start to serve or give up")
     if second.poll() is None:  # it got the port after the stop
+        # The stop's target is gone; when the second took the port before the stop's final
+        # check, the port does not refuse, and the stop says so (exit 4, naming the holder)
+        # rather than "stopped and free" (a loaded machine widens that window)
+        child = portctl.record(port)["child"]["pid"]
+        assert stop.returncode == 0 or (stop.returncode == 4 and f"pid {child}" in err), err
         assert portctl.read_pid(port) == second.pid
         assert listeners(port) == {portctl.record(port)["child"]["pid"]}
         assert finish(second)[0] == 0
     else:  # it lost against the running instance
+        assert stop.returncode == 0, err
         assert second.returncode in (4, 6), second.communicate()
     assert not accepts(port) and portctl.nothing_left(port)
 
