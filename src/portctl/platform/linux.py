@@ -8,6 +8,7 @@ import signal
 from . import posix as _posix
 from .linux_proc import children as children  # /proc beats psutil here
 from .linux_proc import describe as describe
+from .linux_proc import identity as identity
 from .posix import STOP_SIGNALS as STOP_SIGNALS
 from .posix import WAKE_INTERVAL_S as WAKE_INTERVAL_S
 from .posix import can_bind as can_bind
@@ -17,7 +18,6 @@ from .posix import is_privileged as is_privileged
 from .posix import lock_is_held as lock_is_held
 from .posix import outside_group as outside_group
 from .posix import block_until_unlocked as block_until_unlocked
-from .posix import reap_adopted as reap_adopted
 from .posix import request_stop as request_stop
 from .posix import spawn_detached as spawn_detached
 from .posix import stop_requested as stop_requested
@@ -60,6 +60,12 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path,
 def become_subreaper() -> None:
     """Orphaned descendants (double-forked, setsid) re-parent to us, so no tree walk loses them."""
     _prctl()(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def reap_adopted(exclude: int) -> None:
+    """``posix.reap_adopted`` over our children as /proc lists them: posix's own are psutil's
+    walk of every process (~2 ms of CPU), and a supervisor asks on every readiness check."""
+    _posix.reap_adopted(exclude, among=children(os.getpid()))
 
 
 def listeners(port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
@@ -121,6 +127,36 @@ def lock_holders(path: Path) -> Optional[set[int]]:
         if "FLOCK" in fields and wanted in fields and "->" not in fields:  # "->": a waiter
             holders.add(int(fields[fields.index(wanted) - 1]))
     return holders
+
+
+def holds_lock(pid: int, path: Path) -> bool:
+    """Whether /proc shows ``pid`` holding the flock on ``path``'s inode through a file of its
+    own (/proc/PID/fdinfo names the locks taken through each open file, with their taker).
+    Read from that process's files alone: the first read of /proc/locks in a process waits for
+    an RCU grace period (5-20 ms here), and `stop` would wait on it before its first signal.
+    False when not shown (not held by it, not ours to read, an older kernel): then ask
+    ``lock_holders``."""
+    try:
+        st = os.lstat(path)
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}".encode()
+    for fd in fds:
+        try:
+            opened = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fh:
+                lines = fh.read().splitlines()
+        except OSError:  # closed meanwhile
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[:1] == [b"lock:"] and b"FLOCK" in fields and b"->" not in fields \
+                    and wanted in fields and fields[fields.index(wanted) - 1] == str(pid).encode():
+                return True
+    return False
 
 
 def fork_server(argv: Sequence[str], cwd: Path) -> ForkServer:

@@ -9,6 +9,7 @@ import signal
 
 from .psutil_readers import children as children
 from .psutil_readers import describe as describe
+from .psutil_readers import identity as identity
 from .psutil_readers import listeners as listeners
 
 TYPE_CHECKING = False
@@ -48,10 +49,11 @@ def become_subreaper() -> None:
     """Adopt orphaned descendants (Linux only); elsewhere they go to init."""
 
 
-def reap_adopted(exclude: int) -> None:
+def reap_adopted(exclude: int, among: Optional[list[int]] = None) -> None:
     """Collect exit statuses of adopted children other than ``exclude`` (our Popen child):
-    each of our children that has exited. Linux shares this one (a subreaper adopts there)."""
-    for pid in children(os.getpid()):
+    each of our children (``among``, when the caller has read them) that has exited. Linux
+    shares this one (a subreaper adopts there), with its children read from /proc."""
+    for pid in children(os.getpid()) if among is None else among:
         if pid == exclude:
             continue
         try:
@@ -195,6 +197,11 @@ def _same_file(fd: int, path: Path) -> bool:
 def lock_holders(path: Path) -> Optional[set[int]]:
     """Which processes hold the lock on ``path``; None: this system does not say."""
     return None
+
+
+def holds_lock(pid: int, path: Path) -> bool:
+    """Whether ``pid`` is seen holding the lock on ``path``: never here (no /proc to show it)."""
+    return False
 
 
 def block_until_unlocked(path: Path) -> bool:

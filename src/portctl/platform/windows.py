@@ -20,6 +20,7 @@ import psutil
 from . import stoprequest
 from .psutil_readers import children as children
 from .psutil_readers import describe as describe
+from .psutil_readers import identity as identity
 from .psutil_readers import listeners as listeners  # net_connections needs no admin here
 
 NAME = "windows"
@@ -206,6 +207,11 @@ def _lock_first_byte(fd: int) -> bool:
 def lock_holders(path: Path) -> Optional[set[int]]:
     """Windows does not tell who holds a byte-range lock."""
     return None
+
+
+def holds_lock(pid: int, path: Path) -> bool:
+    """Whether ``pid`` is seen holding the lock on ``path``: never here (Windows does not say)."""
+    return False
 
 
 def block_until_unlocked(path: Path) -> bool:
