@@ -159,7 +159,7 @@ def holds_lock(pid: int, path: Path) -> bool:
     return False
 
 
-def fork_server(argv: Sequence[str], cwd: Path) -> ForkServer:
+def fork_server(argv: Sequence[str], cwd: str) -> ForkServer:
     """One server forks every supervisor of a project start (``forking``): one import of
     the supervisor instead of one per service, its pages shared."""
     from .forking import start_server

@@ -40,7 +40,7 @@ class Platform(Protocol):
     def spawn_detached(self, argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
         """Start a background supervisor, detached from our terminal."""
 
-    def fork_server(self, argv: Sequence[str], cwd: Path) -> Optional[Forks]:
+    def fork_server(self, argv: Sequence[str], cwd: str) -> Optional[Forks]:
         """Start a server (``argv`` runs ``serve_forks``) that forks one detached supervisor
         per request; None where supervisors are not forked (each execs its interpreter)."""
 
