@@ -196,3 +196,63 @@ def test_a_stop_still_refuses_a_supervisor_whose_command_is_not_portctl(tmp_path
         live_supervisor(run_dir, port)
     assert raised.value.message == PortctlError.tampered(port, messages.not_portctl(holder.pid)).message
     assert holder.poll() is None
+
+
+# ---------------------------------------------------------------- "is it held?" without /proc/locks
+@linux_only
+def test_lock_is_held_probes_with_a_shared_lock(tmp_path: Path, spawn: Callable[..., Popen]) -> None:
+    """An exclusive holder refuses the probe; a shared waiter or another probe does not (so two
+    `status` never see each other as holders); no file, a symlink: not held, nothing created."""
+    from portctl.platform import linux
+
+    lock = tmp_path / ".server_4.lock"
+    assert not linux.lock_is_held(lock) and not lock.exists()
+    holder = _holder(spawn, lock, "lock")
+    assert linux.lock_is_held(lock)
+    holder.kill()
+    holder.wait()
+    assert not linux.lock_is_held(lock)
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a waiter's (or another probe's) shared lock
+        assert not linux.lock_is_held(lock)
+    finally:
+        os.close(fd)
+    link = tmp_path / ".server_5.lock"
+    link.symlink_to(lock)
+    holder = _holder(spawn, lock, "lock")
+    assert not linux.lock_is_held(link)  # the link's own inode: never followed, nobody locks it
+
+
+@linux_only
+def test_a_projects_start_reads_no_proc_locks(tmp_path: Path, spawn: Callable[..., Popen]) -> None:
+    """A project start looks at each service's leftover lock file (is a supervisor starting
+    there?) with a probe: /proc/locks, whose first read waits for an RCU grace period, is not
+    on the way to the first launch."""
+    root, ports = tmp_path / "proj", free_ports(2)
+    write_project(root, ports)
+    for port in ports:
+        (root / f".server_{port}.lock").touch()  # what an earlier run leaves behind
+    report = ("import atexit, builtins, sys\n"
+              "opened = []\n"
+              "real = builtins.open\n"
+              "def spy(file, *a, **k):\n"
+              "    opened.append(str(file))\n"
+              "    return real(file, *a, **k)\n"
+              "builtins.open = spy\n"
+              "atexit.register(lambda: sys.stderr.write('OPENED ' + ' '.join(opened) + '\\n'))\n"
+              "from portctl.face.entry import main\n"
+              "sys.argv = ['portctl', 'start', '-d']\n"
+              "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
+    proc = spawn([sys.executable, "-c", report], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert all(accepts(port) for port in ports)
+        opened = next(ln for ln in err.splitlines() if ln.startswith("OPENED ")).split()[1:]
+        assert "/proc/locks" not in opened
+    finally:
+        stopped = portctl(spawn, root, "stop")
+    assert stopped.returncode == 0, stopped.stderr

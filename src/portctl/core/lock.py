@@ -56,13 +56,10 @@ def is_held(path: Path, likely: Optional[int] = None) -> bool:
     """Whether a live process holds the lock at ``path`` (never creates the file).
 
     ``likely``: the pid expected to hold it, asked first (on Linux its own /proc files answer
-    at once). Where the OS names lock holders (Linux: /proc/locks) nothing is locked to find
-    out; elsewhere the probe takes the lock for an instant."""
+    at once). Else a probe: on Linux a shared lock tried for an instant (no holder minds it);
+    elsewhere the exclusive lock, taken for an instant."""
     if likely is not None and platform.holds_lock(likely, path):
         return True
-    holders = platform.lock_holders(path)
-    if holders is not None:
-        return bool(holders)
     return platform.lock_is_held(path)
 
 
