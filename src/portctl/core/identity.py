@@ -47,6 +47,20 @@ class ProcRef(Frozen):
         return cls(pid, float(created))
 
 
+def verify(ref: Optional[ProcRef]) -> Optional[tuple[str, ...]]:
+    """The command line of the live process ``ref`` names (its pid, created when recorded);
+    None when it is gone, a zombie or recycled. Read through the platform (from /proc on
+    Linux, no psutil): `stop` verifies each supervisor this way before its signal."""
+    if ref is None:
+        return None
+    from ..platform.current import platform
+
+    seen = platform.identity(ref.pid)
+    if seen is None or abs(seen[0] - ref.create_time) > _CREATE_TIME_TOLERANCE_S:
+        return None
+    return seen[1]
+
+
 def resolve(ref: Optional[ProcRef]) -> Optional[psutil.Process]:
     """The live process ``ref`` names, or None when it is gone, a zombie, recycled or unreadable."""
     if ref is None:

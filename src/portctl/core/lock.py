@@ -52,14 +52,14 @@ class PortLock:
             platform.unlock(fd)
 
 
-def is_held(path: Path) -> bool:
+def is_held(path: Path, likely: Optional[int] = None) -> bool:
     """Whether a live process holds the lock at ``path`` (never creates the file).
 
-    Where the OS names lock holders (Linux: /proc/locks) nothing is locked to find out;
-    elsewhere the probe takes the lock for an instant."""
-    holders = platform.lock_holders(path)
-    if holders is not None:
-        return bool(holders)
+    ``likely``: the pid expected to hold it, asked first (on Linux its own /proc files answer
+    at once). Else a probe: on Linux a shared lock tried for an instant (no holder minds it);
+    elsewhere the exclusive lock, taken for an instant."""
+    if likely is not None and platform.holds_lock(likely, path):
+        return True
     return platform.lock_is_held(path)
 
 
@@ -67,6 +67,8 @@ def held_by(path: Path, ref: ProcRef) -> bool:
     """Whether the lock at ``path`` is held by the process ``ref`` names, not merely by someone
     (any process may flock the file). Where the OS names lock holders (Linux: /proc/locks) that
     is exact; elsewhere: the lock is held and ``ref`` is still that live process."""
+    if platform.holds_lock(ref.pid, path):
+        return True
     holders = platform.lock_holders(path)
     if holders is not None:
         return ref.pid in holders

@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
-
-import psutil
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..base import messages, poll
 from ..platform.current import platform
 from ..base.errors import AlreadyRunning, PortctlError
-from .identity import process, resolve
+from .identity import ProcRef, verify
 from .lock import is_held
 from .runfiles import Record, RunDir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import psutil
 
 SETTLE_S = 5.0  # lock held, files not (yet, or any more) there: a supervisor starting or exiting
 
@@ -26,8 +28,9 @@ def quiet(_: str) -> None:
     pass
 
 
-def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
+def live_supervisor(run_dir: RunDir, port: int) -> Optional[ProcRef]:
     """The verified supervisor holding ``port``'s lock, None if none; raise if files are tampered.
+    Verified without psutil where the platform reads processes itself (``identity.verify``).
 
     A supervisor writes its files just after taking the lock and removes them just before
     releasing it: lock and files disagreeing for a moment is no tampering, so wait it out."""
@@ -38,45 +41,43 @@ def live_supervisor(run_dir: RunDir, port: int) -> Optional[psutil.Process]:
         return both or not is_held(lock)
 
     poll.until(settled, time.monotonic() + SETTLE_S)
-    if not is_held(lock):
-        return None
     pid, record = run_dir.read_pid(port), run_dir.read_record(port)
-    proc = resolve(record.supervisor) if record else None
-    reason = _distrust(port, lock, pid, record, proc)
+    if not is_held(lock, record.supervisor.pid if record else None):
+        return None
+    cmdline = verify(record.supervisor) if record else None
+    reason = _distrust(port, lock, pid, record, cmdline)
     if reason is not None:
         exiting = pid is None or record is None  # it removes its files, then lets go
         if not is_held(lock) or (exiting and poll.until(lambda: not is_held(lock),
                                                               time.monotonic() + SETTLE_S)):
             return None  # it exited while we looked: nothing is running any more
         raise PortctlError.tampered(port, reason)
-    return proc
+    return record.supervisor if record else None
 
 
 def _distrust(port: int, lock: Path, pid: Optional[int], record: Optional[Record],
-              proc: Optional[psutil.Process]) -> Optional[str]:
+              cmdline: Optional[Sequence[str]]) -> Optional[str]:
     """Why the lock and the files do not name one live portctl supervisor (None: they do).
     The files can be edited together; the lock cannot: its holder must be the recorded
     supervisor (where the OS says who holds it), alive, a portctl process, and the pid file's."""
     recorded = record.supervisor.pid if record else None
-    holders = platform.lock_holders(lock)
+    shown = recorded is not None and platform.holds_lock(recorded, lock)  # then it is the one holder
+    holders = None if shown else platform.lock_holders(lock)
     if holders and recorded not in holders:
         return messages.holder_mismatch(holders, recorded)
     if pid != recorded:
         return messages.pid_file_mismatch(port, pid, recorded)
-    if proc is None:
+    if cmdline is None or recorded is None:
         return messages.supervisor_gone(recorded)
-    if not _is_portctl(proc, lock):
-        return messages.not_portctl(proc.pid)
+    if not _is_portctl(cmdline, lock):
+        return messages.not_portctl(recorded)
     return None
 
 
-def _is_portctl(proc: psutil.Process, lock: Path) -> bool:
-    """Whether ``proc`` runs portctl (its command line names it; the lock's own path, as in
-    `flock .../portctl-x/.server_P.lock CMD`, does not count). Unreadable: not verified, no."""
-    try:
-        return any("portctl" in arg and lock.name not in arg for arg in proc.cmdline())
-    except psutil.Error:
-        return False
+def _is_portctl(cmdline: Sequence[str], lock: Path) -> bool:
+    """Whether ``cmdline`` runs portctl (it names it; the lock's own path, as in
+    `flock .../portctl-x/.server_P.lock CMD`, does not count). Unreadable (empty): no."""
+    return any("portctl" in arg and lock.name not in arg for arg in cmdline)
 
 
 def lock_taken(run_dir: RunDir, port: int, *, force: bool = False) -> PortctlError:
@@ -88,8 +89,8 @@ def lock_taken(run_dir: RunDir, port: int, *, force: bool = False) -> PortctlErr
     holders = platform.lock_holders(lock)
     record = run_dir.read_record(port)
     if holders and (record is None or record.supervisor.pid not in holders):
-        procs = [process(pid) for pid in holders]
-        if all(p is not None and not _is_portctl(p, lock) for p in procs):
+        seen = [platform.identity(pid) for pid in holders]
+        if all(s is not None and not _is_portctl(s[1], lock) for s in seen):
             return PortctlError.foreign_lock(port, holders)
     return AlreadyRunning.on_port(port, run_dir.read_pid(port), force=force, run_dir=str(run_dir.path))
 
@@ -145,6 +146,8 @@ def same_dir(one: str, other: os.PathLike[str] | str) -> bool:
 
 
 def token_of(proc: psutil.Process) -> Optional[str]:
+    import psutil
+
     try:
         return proc.environ().get("PORTCTL_TOKEN")
     except psutil.Error:

@@ -66,7 +66,7 @@ def _status(run_dir: RunDir, port: int) -> Status:
     lock = run_dir.lock_file(port)
     # A lock held by someone other than the recorded supervisor (a stray `flock`, or a new
     # supervisor about to replace the record) says nothing about the record: it is stale.
-    if is_held(lock) and (record is None or held_by(lock, record.supervisor)):
+    if (held_by(lock, record.supervisor) if record is not None else is_held(lock)):
         state = record.state if record else "starting"  # fatal too, while it exits
         return Status(port, state, record, record.supervisor.pid if record else pid)
     if pid is None and record is None:

@@ -7,18 +7,21 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import psutil
-
-from . import ports
 from ..base import messages, poll
 from ..platform.current import platform
 from ..base.errors import PortctlError, PortInUse
-from .identity import is_alive, process, resolve
+from .identity import ProcRef, verify
 from .lock import is_held, released
-from .owners import Notify, live_owner, live_supervisor, quiet, same_dir, token_of
+from .owners import Notify, live_owner, live_supervisor, quiet, same_dir
 from .runfiles import Record, RunDir
-from .stale import drop_stale, find_orphans
-from .terminate import stop_tree
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import psutil
+
+# psutil (and the modules built on it: stale, terminate) is imported only where a stop finds
+# stale files or leftovers: the way from `portctl stop` to its signals reads /proc directly.
+# ``ports`` (socket, selectors) is imported once the signal is sent, while the supervisor stops.
 
 STOP_MARGIN_S = 10.0  # beyond the grace period: the kill, and the supervisor's own clean-up
 LEFTOVER_ROUNDS = 3
@@ -32,6 +35,8 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
     """Gracefully stop the instance on ``port``; False if nothing was running (stale files go)."""
     supervisor = live_supervisor(run_dir, port)
     if supervisor is None:
+        from .stale import drop_stale
+
         _refuse_other_run_dir(run_dir, port)
         drop_stale(run_dir, port, notify)
         return False
@@ -44,12 +49,14 @@ def stop(run_dir: RunDir, port: int, grace_s: Optional[float] = None,
         platform.request_stop(supervisor.pid, run_dir.path, port, record.token)
     except ProcessLookupError:
         pass  # it died since we verified it: the kernel dropped its lock; leftovers are next
+    from . import ports  # noqa: F401 - for the proof below, loaded while the supervisor stops
+
     _wait_let_go(run_dir, record, supervisor, grace)
     _confirm_stopped(run_dir, record, grace, notify)
     return True
 
 
-def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, grace_s: float) -> None:
+def _wait_let_go(run_dir: RunDir, record: Record, supervisor: ProcRef, grace_s: float) -> None:
     """Wait, without polling, for the supervisor to release its lock (or die).
 
     A grace shorter than the supervisor's own is imposed with a second stop request once
@@ -74,14 +81,14 @@ def _wait_let_go(run_dir: RunDir, record: Record, supervisor: psutil.Process, gr
         let_go.wait(min(LET_GO_CHECK_S, (hurry_at or deadline) - now))
 
 
-def _hurry(run_dir: RunDir, record: Record, supervisor: psutil.Process) -> Optional[float]:
+def _hurry(run_dir: RunDir, record: Record, supervisor: ProcRef) -> Optional[float]:
     """Send the second stop request if the supervisor took the first; else when to look again."""
     now = run_dir.read_record(record.spec.port)
     if now is None or now.token != record.token:
         return None  # it is removing its files: nothing left to hurry
     if now.state != "stopping":
         return time.monotonic() + HURRY_RETRY_S
-    if resolve(record.supervisor) is not None:  # still the process we verified
+    if verify(record.supervisor) is not None:  # still the process we verified
         try:
             platform.request_stop(supervisor.pid, run_dir.path, record.spec.port, record.token)
         except ProcessLookupError:
@@ -97,18 +104,29 @@ def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: No
     one that died (SIGKILL during its grace) left its record, and what carries its token may
     live on. Those leftovers are ours (production too): their trees are stopped. Anything
     else still holding the port is named, exit 4."""
+    from . import ports
+
     port, host = record.spec.port, record.spec.host
     left = run_dir.read_record(port)
     died = left is not None and left.token == record.token
-    found = {p.pid: p for p in find_orphans(left)} if died and left is not None else {}
+    found: dict[int, psutil.Process] = {}
+    if died and left is not None:
+        from .stale import find_orphans
+
+        found = {p.pid: p for p in find_orphans(left)}
     stopped: list[int] = []
     refusing = ports.refuses(host, port)
     for _ in range(LEFTOVER_ROUNDS):  # a holder found only once another let go is one more round
         if not refusing:
+            from .identity import process
+            from .owners import token_of
+
             found.update((p.pid, p) for p in map(process, _holder_pids(port))
                          if p is not None and token_of(p) == record.token)
         if not found:
             break
+        from .terminate import stop_tree
+
         stop_tree(found.values(), grace_s)
         stopped += sorted(found)
         found, refusing = {}, ports.refuses(host, port)
@@ -124,21 +142,27 @@ def _confirm_stopped(run_dir: RunDir, record: Record, grace_s: float, notify: No
 
 
 def _holder_pids(port: int) -> list[int]:
+    from . import ports
+
     return [h.pid for h in ports.holders(port) if h.pid is not None]
 
 
 def _refuse_other_run_dir(run_dir: RunDir, port: int) -> None:
     """Nothing of ours runs on ``port``: if a live instance of another run dir holds it, say
     where (exit 1) rather than "nothing running"; stopping it is that run dir's business."""
+    from . import ports
+
     for holder in ports.holders(port):
         owner = live_owner(holder.instance)
         if owner is not None and not same_dir(str(owner[0].path), run_dir.path):
             raise PortctlError.other_run_dir(port, str(owner[0].path), owner[1])
 
 
-def _let_go(supervisor: psutil.Process, lock: Path) -> bool:
+def _let_go(supervisor: ProcRef, lock: Path) -> bool:
     """Our target released the lock (a new supervisor may have taken it since) or is gone.
     Where the OS names lock holders, one look at them answers both."""
+    if platform.holds_lock(supervisor.pid, lock):  # its own /proc files say it still does
+        return False
     holders = platform.lock_holders(lock)
     let_go = supervisor.pid not in holders if holders is not None else not is_held(lock)
-    return let_go or not is_alive(supervisor)
+    return let_go or verify(supervisor) is None

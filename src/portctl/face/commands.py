@@ -61,9 +61,7 @@ def status(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None,
 
 def stop(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, grace: Optional[float] = None) -> int:
     """Stop the instances NAMES and the one on PORT; with neither, the only one there is."""
-    from ..core import stopping
     from ..core.runfiles import RunDir
-    from .targets import to_stop
 
     where = RunDir(run_dir)
     if port is None:
@@ -77,6 +75,9 @@ def stop(run_dir: Path, names: Sequence[str] = (), port: Optional[int] = None, g
             if not stopped:
                 render.say(messages.services_not_running())
             return 0
+    from ..core import stopping
+    from .targets import to_stop
+
     ports, missing = to_stop(where, names, port)
     for name in missing:
         render.say(messages.nothing_named(name))

@@ -33,7 +33,6 @@ import socket
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from pathlib import Path
     from typing import BinaryIO, Callable, Sequence
 
 MAX_REQUEST = 1 << 20  # bytes: a request is one spec as JSON, its environment included
@@ -78,7 +77,7 @@ class ForkServer:
             self.process.wait()
 
 
-def start_server(argv: Sequence[str], cwd: Path) -> ForkServer:
+def start_server(argv: Sequence[str], cwd: str) -> ForkServer:
     """Start the server (``argv``: a Python running ``serve``) in its own session, with no
     terminal: its stdin is the request channel, its stdout and stderr /dev/null."""
     import subprocess

@@ -8,13 +8,13 @@ import signal
 from . import posix as _posix
 from .linux_proc import children as children  # /proc beats psutil here
 from .linux_proc import describe as describe
+from .linux_proc import identity as identity
 from .posix import STOP_SIGNALS as STOP_SIGNALS
 from .posix import WAKE_INTERVAL_S as WAKE_INTERVAL_S
 from .posix import can_bind as can_bind
 from .posix import graceful_group as graceful_group
 from .posix import graceful_one as graceful_one
 from .posix import is_privileged as is_privileged
-from .posix import lock_is_held as lock_is_held
 from .posix import outside_group as outside_group
 from .posix import block_until_unlocked as block_until_unlocked
 from .posix import request_stop as request_stop
@@ -128,7 +128,63 @@ def lock_holders(path: Path) -> Optional[set[int]]:
     return holders
 
 
-def fork_server(argv: Sequence[str], cwd: Path) -> ForkServer:
+def lock_is_held(path: Path) -> bool:
+    """Whether a process holds the lock on ``path`` (never creating the file): a shared flock
+    tried without waiting and let go at once. Only an exclusive lock (a supervisor's, a stray
+    `flock`'s) refuses it; other probes and waiters never do, so none sees another as a holder.
+    Not /proc/locks: its first read in a process waits for an RCU grace period (5-20 ms here,
+    on the way to a project start's first launch) and holds up every flock call meanwhile. A
+    file we may not open is left to /proc/locks."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return False
+    except OSError:  # another user's, or a symlink (whose own inode nobody locks)
+        return bool(lock_holders(path))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without flock: /proc/locks still knows
+        return bool(lock_holders(path))
+    finally:
+        os.close(fd)  # drops the shared lock, if we got it
+    return False
+
+
+def holds_lock(pid: int, path: Path) -> bool:
+    """Whether /proc shows ``pid`` holding the flock on ``path``'s inode through a file of its
+    own (/proc/PID/fdinfo names the locks taken through each open file, with their taker).
+    Read from that process's files alone: the first read of /proc/locks in a process waits for
+    an RCU grace period (5-20 ms here), and `stop` would wait on it before its first signal.
+    False when not shown (not held by it, not ours to read, an older kernel): then ask
+    ``lock_holders``."""
+    try:
+        st = os.lstat(path)
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}".encode()
+    for fd in fds:
+        try:
+            opened = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fh:
+                lines = fh.read().splitlines()
+        except OSError:  # closed meanwhile
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[:1] == [b"lock:"] and b"FLOCK" in fields and b"->" not in fields \
+                    and wanted in fields and fields[fields.index(wanted) - 1] == str(pid).encode():
+                return True
+    return False
+
+
+def fork_server(argv: Sequence[str], cwd: str) -> ForkServer:
     """One server forks every supervisor of a project start (``forking``): one import of
     the supervisor instead of one per service, its pages shared."""
     from .forking import start_server

@@ -9,6 +9,7 @@ import signal
 
 from .psutil_readers import children as children
 from .psutil_readers import describe as describe
+from .psutil_readers import identity as identity
 from .psutil_readers import listeners as listeners
 
 TYPE_CHECKING = False
@@ -203,6 +204,11 @@ def lock_holders(path: Path) -> Optional[set[int]]:
     return None
 
 
+def holds_lock(pid: int, path: Path) -> bool:
+    """Whether ``pid`` is seen holding the lock on ``path``: never here (no /proc to show it)."""
+    return False
+
+
 def block_until_unlocked(path: Path) -> bool:
     """Block until no process holds the lock on ``path``: wait in a shared flock (it conflicts
     with the holder's exclusive one, never with other waiters) and let go the instant it is
@@ -233,7 +239,7 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     time.sleep(max(0.0, min(timeout_s, _EXIT_POLL_S)))
 
 
-def fork_server(argv: Sequence[str], cwd: Path) -> None:
+def fork_server(argv: Sequence[str], cwd: str) -> None:
     """None: each supervisor runs its own interpreter here. On macOS a fork without exec is
     unsafe once system libraries have started threads; the BSDs are untried."""
     return None

@@ -40,7 +40,7 @@ class Platform(Protocol):
     def spawn_detached(self, argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
         """Start a background supervisor, detached from our terminal."""
 
-    def fork_server(self, argv: Sequence[str], cwd: Path) -> Optional[Forks]:
+    def fork_server(self, argv: Sequence[str], cwd: str) -> Optional[Forks]:
         """Start a server (``argv`` runs ``serve_forks``) that forks one detached supervisor
         per request; None where supervisors are not forked (each execs its interpreter)."""
 
@@ -56,6 +56,10 @@ class Platform(Protocol):
     def wait_exits(self, pids: Sequence[int], timeout_s: float) -> None:
         """Return once any of ``pids`` has exited, or after ``timeout_s``."""
 
+    def holds_lock(self, pid: int, path: Path) -> bool:
+        """Whether the system cheaply shows ``pid`` holding the lock on ``path`` (True is
+        exact; False: not shown, ask ``lock_holders``)."""
+
     def block_until_unlocked(self, path: Path) -> bool:
         """Block until the lock on ``path`` is free for an instant; False where the system
         cannot wait on it (the caller then looks again)."""
@@ -65,6 +69,10 @@ class Platform(Protocol):
 
     def describe(self, pid: int) -> Optional[ProcessInfo]:
         """What `who` shows of ``pid``; None when it is gone."""
+
+    def identity(self, pid: int) -> Optional[tuple[float, tuple[str, ...]]]:
+        """(creation time, command line) of ``pid`` while it lives; None when it is gone or
+        a zombie."""
 
     def listeners(self, port: int, among: Optional[Iterable[int]] = None) -> list[Listener]:
         """Every TCP listener on ``port``, any address, with every process holding it; with

@@ -30,6 +30,21 @@ def describe(pid: int) -> Optional[ProcessInfo]:
         )
 
 
+def identity(pid: int) -> Optional[tuple[float, tuple[str, ...]]]:
+    """(creation time, command line) of ``pid`` while it lives; None when it is gone or a
+    zombie. A command line the OS does not show (another user's) is empty."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return proc.create_time(), tuple(_ask(proc.cmdline, []))
+    except psutil.Error:
+        return None
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (psutil walks every process to find them)."""
     import psutil

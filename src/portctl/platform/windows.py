@@ -20,6 +20,7 @@ import psutil
 from . import stoprequest
 from .psutil_readers import children as children
 from .psutil_readers import describe as describe
+from .psutil_readers import identity as identity
 from .psutil_readers import listeners as listeners  # net_connections needs no admin here
 
 NAME = "windows"
@@ -208,6 +209,11 @@ def lock_holders(path: Path) -> Optional[set[int]]:
     return None
 
 
+def holds_lock(pid: int, path: Path) -> bool:
+    """Whether ``pid`` is seen holding the lock on ``path``: never here (Windows does not say)."""
+    return False
+
+
 def block_until_unlocked(path: Path) -> bool:
     """msvcrt cannot wait on a lock without retrying once a second: say so (the caller polls)."""
     return False
@@ -221,7 +227,7 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     time.sleep(max(0.0, min(timeout_s, 0.005)))
 
 
-def fork_server(argv: Sequence[str], cwd: Path) -> None:
+def fork_server(argv: Sequence[str], cwd: str) -> None:
     """None: Windows has no fork; each supervisor runs its own interpreter."""
     return None
 
