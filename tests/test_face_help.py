@@ -273,6 +273,8 @@ def test_completion_offers_instances_services_and_ports(project: tuple[Path, lis
     assert offered(spawn, root, "portctl stop --port ") == ports
     assert offered(spawn, root, "portctl logs -p ") == ports
     assert offered(spawn, root, "portctl who ") == ports
+    assert offered(spawn, root, "portctl start -p ") == ["auto", *ports]  # start's port may be auto
+    assert offered(spawn, root, "portctl start --port a") == ["auto"]
     assert offered(spawn, root, f"portctl free {str(api)[:-1]}") == [p for p in ports if p.startswith(str(api)[:-1])]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -274,6 +274,12 @@ def _complete_ports(ctx: click.Context, param: click.Parameter, incomplete: str)
     return complete.ports(_completion_run_dir(ctx), incomplete)
 
 
+def _complete_start_port(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Tab for start's PORT: `auto`, then the ports the run dir's instances had."""
+    auto = ["auto"] if "auto".startswith(incomplete) else []
+    return auto + complete.ports(_completion_run_dir(ctx), incomplete)
+
+
 def _completion_run_dir(ctx: click.Context) -> Optional[Path]:
     """``--run-dir`` or PORTCTL_RUN_DIR as parsed so far (completion runs no callback)."""
     value = ctx.find_root().params.get("run_dir")
@@ -303,7 +309,7 @@ def _run_dir() -> Path:
 
 @cli.command(cls=_StartCommand, short_help="Start a server on a port and supervise it.")
 @click.option("-p", "--port", type=PortOrAuto(), default=defaults.PORT, show_default=True,
-              help="Port number, or `auto` for any free port.")
+              shell_complete=_complete_start_port, help="Port number, or `auto` for any free port.")
 @click.option("--port-range", type=PortRange(), default=None,
               help="Fall back to the first free port in LOW-HIGH, then to any free port.")
 @click.option("--host", default=defaults.HOST, show_default=True, metavar="HOST",
