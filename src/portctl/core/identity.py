@@ -88,6 +88,16 @@ def is_alive(proc: psutil.Process) -> bool:
         return False
 
 
+def ancestors(proc: psutil.Process) -> list[psutil.Process]:
+    """``proc``'s parent, its parent's, and so on up to init; none when that cannot be read."""
+    import psutil
+
+    try:
+        return proc.parents()
+    except psutil.Error:
+        return []
+
+
 def process(pid: Optional[int]) -> Optional[psutil.Process]:
     """The process with this pid now (no identity check), or None if there is none."""
     import psutil

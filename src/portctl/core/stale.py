@@ -8,7 +8,7 @@ import psutil
 
 from . import ports
 from ..base import messages
-from .identity import is_alive
+from .identity import ancestors, is_alive
 from .lock import is_held, remove_if_free
 from .owners import Notify, live_owner, live_tokens, quiet, same_dir, where_claimed
 from .runfiles import Record, RunDir
@@ -56,23 +56,16 @@ def _carrying_token(token: str) -> list[tuple[psutil.Process, dict[str, Any]]]:
     instance it names (as ``ports.instance_of`` reads it): never this process, its ancestors
     or its descendants."""
     me = psutil.Process()
-    user, mine = me.username(), {me.pid, *(p.pid for p in _lineage(me))}
+    user, mine = me.username(), {me.pid, *(p.pid for p in ancestors(me))}
     found = []
     for proc in psutil.process_iter(["username", "environ"], ad_value=None):
         env = proc.info["environ"] or {}
         if env.get("PORTCTL_TOKEN") != token or proc.info["username"] != user or proc.pid in mine:
             continue
         instance = ports.instance_of(env)
-        if instance is not None and is_alive(proc) and me.pid not in {p.pid for p in _lineage(proc)}:
+        if instance is not None and is_alive(proc) and me.pid not in {p.pid for p in ancestors(proc)}:
             found.append((proc, instance))
     return found
-
-
-def _lineage(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return proc.parents()
-    except psutil.Error:
-        return []
 
 
 def clean(run_dir: RunDir, dry_run: bool = False) -> list[tuple[str, str]]:

@@ -15,15 +15,15 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import psutil
 
 from ..base import messages
 from ..core import policy, ports
 from ..base.errors import BadInput, PolicyRefused
-from ..core.identity import is_alive
-from ..core.owners import live_owner, tokens
+from ..core.identity import ancestors, is_alive
+from ..core.owners import live_owner, token_of, tokens
 from ..core.runfiles import RunDir
 from ..core.terminate import descendants, stop_tree
 from .model import Project, Service
@@ -67,7 +67,7 @@ def find(project: Project, names: Sequence[str] = (), *, anywhere: bool = False)
     patterns = [(s.name, [re.compile(p) for p in s.sweep]) for s in services(project, names)]
     me = psutil.Process()
     user = me.username()
-    spared = {me.pid, *(p.pid for p in _parents(me))}
+    spared = {me.pid, *(p.pid for p in ancestors(me))}
     root = project.root.resolve()
     found = []
     for proc in psutil.process_iter(["username", "cmdline", "create_time"], ad_value=None):
@@ -96,7 +96,7 @@ def stop(project: Project, strays: Sequence[Stray], run_dir: RunDir) -> list[int
     if policy.in_force() == policy.PRODUCTION:
         ours = tokens(run_dir)
         for stray in strays:
-            if _token(stray.proc) not in ours:
+            if token_of(stray.proc) not in ours:
                 raise PolicyRefused.sweep(stray.proc.pid, stray.service)
     if strays:
         policy.logger().info(messages.sweep_allowed(policy.describe(), sorted(s.proc.pid for s in strays)))
@@ -141,20 +141,6 @@ def _is_protected(proc: psutil.Process, cmdline: Iterable[str], spared: set[int]
     except psutil.Error:
         return False
     return live_owner(ports.instance_of(env)) is not None
-
-
-def _token(proc: psutil.Process) -> Optional[str]:
-    try:
-        return proc.environ().get("PORTCTL_TOKEN")
-    except psutil.Error:
-        return None
-
-
-def _parents(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return proc.parents()
-    except psutil.Error:
-        return []
 
 
 def _cmdline(proc: psutil.Process) -> tuple[str, ...]:
