@@ -18,27 +18,12 @@ import pytest
 
 from support.apps import app
 from support.ports import free_ports
+from support.portctl import run_entry, run_in, write_listeners_project
 from support.processes import Popen
 from support.waits import accepts, wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.posix_only]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="supervisors are forked on Linux")
-
-
-def write_project(root: Path, ports: list[int]) -> None:
-    lines = []
-    for i, port in enumerate(ports):
-        lines += [f"[services.s{i}]", f"command = {json.dumps(app('listener', '{port}'))}", f"port = {port}", ""]
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "portctl.toml").write_text("\n".join(lines))
-
-
-def portctl(spawn: Callable[..., Popen], root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
-    proc = spawn([sys.executable, "-m", "portctl", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=90)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def supervisor_of(root: Path, port: int) -> int:
@@ -73,8 +58,8 @@ def lock_holders(path: Path) -> set[int]:
 def test_each_forked_supervisor_is_its_own_process_with_only_its_own_files(
         tmp_path: Path, spawn: Callable[..., Popen]) -> None:
     root, ports = tmp_path / "proj", free_ports(3)
-    write_project(root, ports)
-    started = portctl(spawn, root, "start", "-d")
+    write_listeners_project(root, ports)
+    started = run_in(spawn, root, "start", "-d")
     try:
         assert started.returncode == 0, started.stderr
         pids = [supervisor_of(root, port) for port in ports]
@@ -103,10 +88,10 @@ def test_each_forked_supervisor_is_its_own_process_with_only_its_own_files(
         wait_until(lambda: not (root / f".server_{ports[1]}.pid").exists() and not accepts(ports[1]), 30,
                    "the killed service's supervisor to stop it")
         assert accepts(ports[0]) and accepts(ports[2])
-        rows = {r["name"]: r for r in json.loads(portctl(spawn, root, "status", "--json").stdout)}
+        rows = {r["name"]: r for r in json.loads(run_in(spawn, root, "status", "--json").stdout)}
         assert [rows[n]["state"] for n in ("s0", "s1", "s2")] == ["running", "stopped", "running"]
     finally:
-        stopped = portctl(spawn, root, "stop")
+        stopped = run_in(spawn, root, "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert not any(accepts(port) for port in ports)
 
@@ -224,22 +209,13 @@ def test_a_projects_start_runs_without_click(tmp_path: Path, spawn: Callable[...
     """`start -d` in a project takes the entry's fast path: click is never imported (its import
     alone, ~30 ms, came before anything launched)."""
     root, ports = tmp_path / "proj", free_ports(2)
-    write_project(root, ports)
-    report = ("import atexit, sys\n"
-              "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sys.modules) + '\\n'))\n"
-              "from portctl.face.entry import main\n"
-              "sys.argv = ['portctl', 'start', '-d']\n"
-              "main()\n")
-    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
-    proc = spawn([sys.executable, "-c", report], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    write_listeners_project(root, ports)
     try:
-        out, err = proc.communicate(timeout=90)
-        assert proc.returncode == 0, err
+        run = run_entry(spawn, root, "start", "-d")
+        assert run.result.returncode == 0, run.result.stderr
         assert all(accepts(port) for port in ports)
-        modules = set(next(ln for ln in err.splitlines() if ln.startswith("MODULES ")).split()[1:])
-        assert "portctl.face.entry" in modules and "portctl.project.run" in modules
-        assert "click" not in modules and "portctl.face.cli" not in modules
+        assert "portctl.face.entry" in run.modules and "portctl.project.run" in run.modules
+        assert "click" not in run.modules and "portctl.face.cli" not in run.modules
     finally:
-        stopped = portctl(spawn, root, "stop")
+        stopped = run_in(spawn, root, "stop")
     assert stopped.returncode == 0, stopped.stderr

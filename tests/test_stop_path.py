@@ -6,7 +6,6 @@ supervisor's own files show its lock. Real processes and real locks."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from typing import Callable
 import psutil
 import pytest
 
-from support.apps import app
 from support.ports import free_ports
+from support.portctl import run_entry, run_in, write_listeners_project
 from support.processes import Popen
 from support.waits import accepts, wait_until
 
@@ -26,23 +25,6 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/p
 
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
-
-
-def write_project(root: Path, ports: list[int]) -> None:
-    lines = []
-    for i, port in enumerate(ports):
-        lines += [f"[services.s{i}]", f"command = {json.dumps(app('listener', '{port}'))}", f"port = {port}", ""]
-    lines += ['[services.s1.depends_on]', 's0 = "ready"', ""]
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "portctl.toml").write_text("\n".join(lines))
-
-
-def portctl(spawn: Callable[..., Popen], root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
-    proc = spawn([sys.executable, "-m", "portctl", *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=90)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 # ---------------------------------------------------------------- the platform's readers
@@ -143,34 +125,16 @@ def test_a_projects_stop_signals_without_psutil_or_proc_locks(tmp_path: Path,
     imported and /proc/locks is never opened on the way (both cost before the first signal).
     The services stop dependents first, and each port refuses once it returns."""
     root, ports = tmp_path / "proj", free_ports(2)
-    write_project(root, ports)
-    started = portctl(spawn, root, "start", "-d")
+    write_listeners_project(root, ports, chained=True)
+    started = run_in(spawn, root, "start", "-d")
     assert started.returncode == 0, started.stderr
-    report = ("import atexit, builtins, sys\n"
-              "opened = []\n"
-              "real = builtins.open\n"
-              "def spy(file, *a, **k):\n"
-              "    opened.append(str(file))\n"
-              "    return real(file, *a, **k)\n"
-              "builtins.open = spy\n"
-              "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sys.modules) + '\\n'"
-              " + 'OPENED ' + ' '.join(opened) + '\\n'))\n"
-              "from portctl.face.entry import main\n"
-              "sys.argv = ['portctl', 'stop']\n"
-              "main()\n")
-    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
-    proc = spawn([sys.executable, "-c", report], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, err
-    assert out.splitlines() == ["s1: stopped", "s0: stopped"]
+    run = run_entry(spawn, root, "stop")
+    assert run.result.returncode == 0, run.result.stderr
+    assert run.result.stdout.splitlines() == ["s1: stopped", "s0: stopped"]
     assert not any(accepts(port) for port in ports)
-    lines = err.splitlines()
-    modules = set(next(ln for ln in lines if ln.startswith("MODULES ")).split()[1:])
-    opened = next(ln for ln in lines if ln.startswith("OPENED ")).split()[1:]
-    assert "psutil" not in modules
-    assert "/proc/locks" not in opened
-    assert any(path.endswith("/fdinfo/" + path.rsplit("/", 1)[-1]) for path in opened)
+    assert "psutil" not in run.modules
+    assert "/proc/locks" not in run.opened
+    assert any(path.endswith("/fdinfo/" + path.rsplit("/", 1)[-1]) for path in run.opened)
 
 
 def test_a_stop_still_refuses_a_supervisor_whose_command_is_not_portctl(tmp_path: Path,
@@ -230,29 +194,14 @@ def test_a_projects_start_reads_no_proc_locks(tmp_path: Path, spawn: Callable[..
     there?) with a probe: /proc/locks, whose first read waits for an RCU grace period, is not
     on the way to the first launch."""
     root, ports = tmp_path / "proj", free_ports(2)
-    write_project(root, ports)
+    write_listeners_project(root, ports, chained=True)
     for port in ports:
         (root / f".server_{port}.lock").touch()  # what an earlier run leaves behind
-    report = ("import atexit, builtins, sys\n"
-              "opened = []\n"
-              "real = builtins.open\n"
-              "def spy(file, *a, **k):\n"
-              "    opened.append(str(file))\n"
-              "    return real(file, *a, **k)\n"
-              "builtins.open = spy\n"
-              "atexit.register(lambda: sys.stderr.write('OPENED ' + ' '.join(opened) + '\\n'))\n"
-              "from portctl.face.entry import main\n"
-              "sys.argv = ['portctl', 'start', '-d']\n"
-              "main()\n")
-    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
-    proc = spawn([sys.executable, "-c", report], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out, err = proc.communicate(timeout=90)
-        assert proc.returncode == 0, err
+        run = run_entry(spawn, root, "start", "-d")
+        assert run.result.returncode == 0, run.result.stderr
         assert all(accepts(port) for port in ports)
-        opened = next(ln for ln in err.splitlines() if ln.startswith("OPENED ")).split()[1:]
-        assert "/proc/locks" not in opened
+        assert "/proc/locks" not in run.opened
     finally:
-        stopped = portctl(spawn, root, "stop")
+        stopped = run_in(spawn, root, "stop")
     assert stopped.returncode == 0, stopped.stderr

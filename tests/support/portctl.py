@@ -3,11 +3,12 @@ test's tracker, with readers for the run files it writes."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from support.processes import Popen
 from support.waits import HANG_GUARD_S, accepts, lock_held, wait_until
@@ -101,3 +102,71 @@ class Portctl:
         """No pid file, no record, lock not held (the lock FILE may stay, by design)."""
         return not self.pid_file(port).exists() and not self.record_file(port).exists() \
             and not self.lock_held(port)
+
+
+# ------------------------------------------------------------- a listeners' project, from its root
+def write_listeners_project(root: Path, ports: list[int], *, chained: bool = False) -> None:
+    """``root/portctl.toml``: services s0, s1, … each a listener on its fixed port; ``chained``:
+    s1 depends on s0 being ready."""
+    from support.apps import app
+
+    lines = []
+    for i, port in enumerate(ports):
+        lines += [f"[services.s{i}]", f"command = {json.dumps(app('listener', '{port}'))}", f"port = {port}", ""]
+    if chained:
+        lines += ['[services.s1.depends_on]', 's0 = "ready"', ""]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "portctl.toml").write_text("\n".join(lines))
+
+
+PROJECT_COMMAND_S = 90.0  # a project's start or stop: several services, each with its own deadlines
+
+
+def _in_project_env() -> dict[str, str]:
+    """Ours without PORTCTL_RUN_DIR: the run dir is found from the current directory."""
+    return {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
+
+
+def run_in(spawn: Callable[..., Popen], root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m portctl ARGS`` run in ``root`` (its run dir found from there)."""
+    proc = spawn([sys.executable, "-m", "portctl", *args], cwd=root, env=_in_project_env(),
+                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=PROJECT_COMMAND_S)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+class EntryRun(NamedTuple):
+    """What ``run_entry`` saw: the command's outcome, the modules it had loaded at exit and
+    every file it opened with ``open``, in order."""
+
+    result: subprocess.CompletedProcess[str]
+    modules: set[str]
+    opened: list[str]
+
+
+_ENTRY_SPY = """import atexit, builtins, sys
+opened = []
+real = builtins.open
+def spy(file, *a, **k):
+    opened.append(str(file))
+    return real(file, *a, **k)
+builtins.open = spy
+atexit.register(lambda: sys.stderr.write("MODULES " + " ".join(sys.modules) + "\\n"
+                                         + "OPENED " + " ".join(opened) + "\\n"))
+from portctl.face.entry import main
+sys.argv = ["portctl", *sys.argv[1:]]
+main()
+"""
+
+
+def run_entry(spawn: Callable[..., Popen], root: Path, *args: str) -> EntryRun:
+    """The console entry point with ARGS, run in ``root`` in a fresh interpreter that reports
+    what it loaded and opened (on stderr, at exit; taken out of the result's stderr)."""
+    proc = spawn([sys.executable, "-c", _ENTRY_SPY, *args], cwd=root, env=_in_project_env(),
+                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=PROJECT_COMMAND_S)
+    reports = {ln.split(" ", 1)[0]: ln.split()[1:] for ln in err.splitlines() if ln.startswith(("MODULES ", "OPENED "))}
+    assert set(reports) == {"MODULES", "OPENED"}, err
+    rest = "".join(ln + "\n" for ln in err.splitlines() if not ln.startswith(("MODULES ", "OPENED ")))
+    return EntryRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, rest),
+                    set(reports["MODULES"]), reports["OPENED"])
