@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -25,7 +24,7 @@ from portctl.face.cli import cli
 from support.apps import app
 from support.portctl import Portctl, finish
 from support.ports import free_ports, unused_port
-from support.processes import Popen
+from support.processes import Popen, StdoutLines
 from support.waits import accepts, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -309,20 +308,13 @@ def test_logs_follow_interleaves_several_instances(portctl: Portctl, tmp_path: P
     for name in ("a", "bb"):
         start_detached(name, "--", *app("talker", "{port}", "--go-file", go))
     follower = portctl.launch("logs", "-f", "-n", "1")
-    seen: list[str] = []
-
-    def read() -> None:
-        assert follower.stdout is not None
-        for line in iter(follower.stdout.readline, ""):
-            seen.append(line.rstrip("\n"))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = StdoutLines(follower)
+    seen = reader.lines
     wait_until(lambda: len(seen) >= 2, what="the follower's first lines (the last line of each log)")
     go.touch()
     wait_until(lambda: any(line.endswith(" a  | after go") for line in seen)
                and any(line.endswith(" bb | after go") for line in seen), what="both logs followed")
     code, _, _ = finish(follower, signal.SIGINT)
-    reader.join(timeout=10)
+    reader.join()
     assert code == 0
     assert all(re.fullmatch(r"\d\d:\d\d:\d\d (a |bb) \| .*", line) for line in seen), seen

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,7 +19,7 @@ import pytest
 from support.apps import APPS
 from support.portctl import finish
 from support.ports import free_ports
-from support.processes import Popen
+from support.processes import Popen, StdoutLines
 from support.waits import accepts, wait_until
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.posix_only]
@@ -395,21 +394,14 @@ def test_logs_follow_interleaves_the_services_with_prefixes(project: Project) ->
         """)
     assert project.run("start", "-d").returncode == 0
     follower = project.launch("logs", "-f", "-n", "1")
-    seen: list[str] = []
-
-    def read() -> None:
-        assert follower.stdout is not None
-        for line in iter(follower.stdout.readline, ""):
-            seen.append(line.rstrip("\n"))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = StdoutLines(follower)
+    seen = reader.lines
     wait_until(lambda: len(seen) >= 2, what="the follower's first lines (it follows both logs)")
     assert project.run("restart").returncode == 0  # new output in both logs
     wait_until(lambda: any(line.endswith("api | api booting") for line in seen)
                and any(line.endswith("web | web booting") for line in seen), what="both logs followed")
     code, _, _ = finish(follower, signal.SIGINT)
-    reader.join(timeout=10)
+    reader.join()
     assert code == 0
     assert all(line[2] == ":" and line[9:12] in ("api", "web") for line in seen), seen
     assert project.run("stop").returncode == 0

@@ -209,3 +209,24 @@ def leaks(test_id: str, grace_s: float = EXIT_GRACE_S) -> list[psutil.Process]:
     except AssertionError:
         pass
     return found
+
+
+class StdoutLines:
+    """The lines a running process writes on its stdout (a text pipe), newline stripped,
+    collected as they come by a daemon thread (``lines`` grows; read it in ``wait_until``)."""
+
+    def __init__(self, proc: Popen) -> None:
+        import threading
+
+        assert proc.stdout is not None
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in iter(stream.readline, ""):
+            self.lines.append(line.rstrip("\n"))
+
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the end of the output (once the process has exited)."""
+        self._thread.join(timeout=timeout)
