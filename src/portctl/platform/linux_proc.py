@@ -22,7 +22,7 @@ def describe(pid: int) -> Optional[ProcessInfo]:
     stat = _stat(pid)
     if stat is None:
         return None
-    name, ppid, started = stat
+    name, _, ppid, started = stat
     cmdline = _read(f"/proc/{pid}/cmdline").split(b"\0")
     argv = tuple(a.decode(errors="replace") for a in cmdline if a)
     return ProcessInfo(
@@ -74,20 +74,18 @@ def identity(pid: int) -> Optional[tuple[float, tuple[str, ...]]]:
 
 def _start(pid: int) -> Optional[int]:
     """The start time of ``pid`` in clock ticks after boot; None when it is gone or a zombie."""
-    raw = _read(f"/proc/{pid}/stat")
-    if not raw:
-        return None
-    fields = raw.rpartition(b")")[2].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+    stat = _stat(pid)
+    return None if stat is None or stat[1] in ("Z", "X") else stat[3]
 
 
-def _stat(pid: int) -> Optional[tuple[str, int, int]]:
+def _stat(pid: int) -> Optional[tuple[str, str, int, int]]:
+    """(name, state, parent pid, start time in clock ticks) from /proc/PID/stat; None when gone."""
     raw = _read(f"/proc/{pid}/stat")
     if not raw:
         return None
     head, _, rest = raw.rpartition(b")")
     fields = rest.split()
-    return head.partition(b"(")[2].decode(errors="replace"), int(fields[1]), int(fields[19])
+    return head.partition(b"(")[2].decode(errors="replace"), fields[0].decode(), int(fields[1]), int(fields[19])
 
 
 def _full_name(comm: str, argv: tuple[str, ...]) -> str:
@@ -106,7 +104,7 @@ def _parents(ppid: int) -> list[tuple[int, str]]:
         if stat is None:
             break
         chain.append((ppid, stat[0]))
-        ppid = stat[1]
+        ppid = stat[2]
     return chain
 
 
