@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from ..base import safefile
+from ..base import projectfile, safefile
 from ..base.atomic import write_atomic
 from ..base.frozen import Frozen, replace
 from .identity import ProcRef
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 RECORD_VERSION = 1
 _MAX_FILE_BYTES = 64 * 1024
 _MAX_SPEC_BYTES = 1024 * 1024  # a saved spec holds the environment, which may be large
-_PROJECT_TABLE = re.compile(rb"^[ \t]*\[[ \t]*tool[ \t]*\.[ \t]*portctl[ \t]*[\].]", re.MULTILINE)
 _PID_TEXT = re.compile(rb"\A([1-9][0-9]{0,9})\n?\Z")
 _RUN_FILE = re.compile(r"\A\.server_([0-9]{1,5})\.(pid|json|lock)\Z")
 
@@ -253,7 +252,7 @@ def find_run_dir(start: Optional[Path] = None) -> Path:
     `status` and `port` run it on every call."""
     here = Path.cwd() if start is None else start.absolute()
     for folder in (here, *here.parents):
-        if (folder / ".portctl").is_dir() or _holds_project_file(folder):
+        if (folder / ".portctl").is_dir() or projectfile.holds_one(str(folder)):
             return folder
     return here
 
@@ -261,31 +260,9 @@ def find_run_dir(start: Optional[Path] = None) -> Path:
 def project_root(start: Optional[Path] = None) -> Optional[Path]:
     """The nearest ancestor of ``start`` (default: the current directory) holding a project
     file, or None; stats alone, no TOML parser: `status` and `stop` ask on every call."""
-    here = Path.cwd() if start is None else start.absolute()
-    return next((folder for folder in (here, *here.parents) if _holds_project_file(folder)), None)
-
-
-def _holds_project_file(folder: Path) -> bool:
-    if (folder / "portctl.toml").is_file() or (folder / "Procfile").is_file():
-        return True
-    raw = _read_project_file(folder / "pyproject.toml")
-    return raw is not None and _PROJECT_TABLE.search(raw) is not None
+    found = projectfile.nearest(str(Path.cwd() if start is None else start.absolute()))
+    return Path(found) if found is not None else None
 
 
 def _read_small(path: Path) -> Optional[bytes]:
     return safefile.read_small(path, _MAX_FILE_BYTES)
-
-
-def _read_project_file(path: Path) -> Optional[bytes]:
-    """A project's own file (not a run file: the ownership rules do not apply), read only if it
-    is a regular file: a FIFO in its place is never waited on."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    with open(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read(_MAX_SPEC_BYTES)

@@ -68,32 +68,9 @@ def _may_start_a_project(argv: list[str]) -> bool:
     if words[:1] not in (["start"], ["restart"]) \
             or any(w.startswith("-") and w not in _PROJECT_FLAGS for w in words[1:]):
         return False
-    here = os.getcwd()
-    while True:
-        if any(os.path.isfile(os.path.join(here, name)) for name in ("portctl.toml", "Procfile")) \
-                or _names_portctl(os.path.join(here, "pyproject.toml")):
-            return True
-        parent = os.path.dirname(here)
-        if parent == here:
-            return False
-        here = parent
+    from ..base.projectfile import nearest
 
-
-def _names_portctl(pyproject: str) -> bool:
-    """Whether ``pyproject`` is a regular file naming ``[tool.portctl``: opened without
-    blocking, so a FIFO in its place is never waited on."""
-    import stat
-
-    try:
-        fd = os.open(pyproject, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return False
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and b"[tool.portctl" in os.read(fd, 1 << 20)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    return nearest(os.getcwd()) is not None
 
 
 def _leave(code: int) -> None:
