@@ -148,20 +148,7 @@ def serve(spec: ServerSpec, run_dir: Path, force: bool) -> int:
     return code
 
 
-def _leave(code: int) -> None:
-    """Exit without the interpreter's teardown: unloading psutil and the rest takes ~20 ms of
-    CPU, just when the `stop` that waited for this supervisor finishes (as that command skips
-    its own). The atexit handlers run (logging's flush); no buffered file of ours is open."""
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _leave(main())
+    from ..base.exiting import leave  # the waiting `stop` finishes as this ends: no teardown
+
+    leave(main())

@@ -53,7 +53,9 @@ def main() -> None:
 
         cli_main()
         return
-    _leave(code)
+    from ..base.exiting import leave  # a fast command's end: no interpreter teardown
+
+    leave(code)
 
 
 _PROJECT_FLAGS = {"-d", "--detach", "--force", "--keep-going"}  # the options `start NAME...` takes in a project
@@ -71,21 +73,6 @@ def _may_start_a_project(argv: list[str]) -> bool:
     from ..base.projectfile import nearest
 
     return nearest(os.getcwd()) is not None
-
-
-def _leave(code: int) -> None:
-    """Exit after a fast command: run the atexit handlers and flush, then skip the interpreter's
-    teardown. Unloading psutil and the rest costs ~10 ms, more than everything `stop` does from
-    the child's exit to its return; nothing of ours needs it (no buffered file stays open)."""
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: the exit code still tells
-            pass
-    os._exit(code)
 
 
 def _fast(argv: list[str]) -> Optional[int]:
