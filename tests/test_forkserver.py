@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
+import psutil
 import pytest
 
 from support.apps import app
@@ -41,6 +42,13 @@ def fd_targets(pid: int) -> dict[str, str]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def lock_holders(path: Path) -> set[int]:
     """The pids holding a flock on ``path``, from /proc/locks."""
     inode = path.stat().st_ino
@@ -64,9 +72,11 @@ def test_each_forked_supervisor_is_its_own_process_with_only_its_own_files(
         assert started.returncode == 0, started.stderr
         pids = [supervisor_of(root, port) for port in ports]
         assert len(set(pids)) == 3
+        command = "\0".join([sys.executable, "-m", "portctl", "start", "-d"]).encode() + b"\0"
         for pid, port in zip(pids, ports):
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                assert b"portctl.core.forkserver" in cmdline.read()  # forked, not a daemon of its own
+            # forked from the command itself (by the server the entry point forked), not a
+            # daemon's interpreter nor a server's exec'd one
+            assert Path(f"/proc/{pid}/cmdline").read_bytes() == command
             assert os.getsid(pid) == pid  # the leader of its own session: no terminal, no sibling's signals
             assert os.readlink(f"/proc/{pid}/cwd") == str(root)  # the run dir, as a daemon's
             assert lock_holders(root / f".server_{port}.lock") == {pid}
@@ -78,10 +88,9 @@ def test_each_forked_supervisor_is_its_own_process_with_only_its_own_files(
         # no pipe (a handshake pipe, a log pump's) is shared by two supervisors
         pipes = [{t for t in fd_targets(pid).values() if t.startswith("pipe:")} for pid in pids]
         assert not (pipes[0] & pipes[1] or pipes[0] & pipes[2] or pipes[1] & pipes[2]), pipes
-        # the server is gone: the supervisors have another parent, and they go on
-        server = {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in pids}
-        for parent in server:
-            assert parent == 1 or b"portctl.core.forkserver" not in Path(f"/proc/{parent}/cmdline").read_bytes()
+        # the command and its server are gone: the only processes left with the command's
+        # command line are the three supervisors, and they go on
+        assert {p.pid for p in psutil.process_iter() if _cmdline(p.pid) == command} == set(pids)
 
         # kill $(cat .server_P.pid): that service stops, gracefully; the other two serve on
         os.kill(pids[1], signal.SIGTERM)
@@ -219,3 +228,25 @@ def test_a_projects_start_runs_without_click(tmp_path: Path, spawn: Callable[...
     finally:
         stopped = run_in(spawn, root, "stop")
     assert stopped.returncode == 0, stopped.stderr
+
+
+@linux_only
+def test_the_server_forked_from_the_command_is_waited_for_once_closed(tmp_path: Path) -> None:
+    """The entry point forks the command itself to be the server (no second interpreter);
+    closing it waits for its exit, woken by a pidfd: nothing is left, not even a zombie."""
+    code = textwrap.dedent("""
+        import os
+        from portctl.core import forkserver
+        forkserver.start_early()
+        server = forkserver._early
+        pid = server.process.pid
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            print(pid, cmdline.read() == open("/proc/self/cmdline", "rb").read())
+        server.close()
+        print(os.path.exists(f"/proc/{pid}"))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.split()[1] == "True"  # the command forked, not a new interpreter
+    assert second == "False"  # exited and reaped

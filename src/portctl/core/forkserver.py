@@ -7,8 +7,11 @@ same one-line answer, on a pipe of its own. Where the platform does not fork, or
 cannot take a request, ``launch`` is ``daemon.launch``.
 
 ``start_early`` starts the server as soon as a command may start a project (the entry point
-calls it, before it parses anything), so its imports overlap the command's own; an unused
-server ends with the command (its channel closes). Light to import: it runs that early.
+calls it, before it parses anything), by forking the command itself: no second interpreter
+starts, and the server's imports overlap the command's own; an unused server ends with the
+command (its channel closes). Light to import: it runs that early. (A server started later,
+by a command running in-process, is ``python -m portctl.core.forkserver``: a process with
+threads must not fork.)
 """
 from __future__ import annotations
 
@@ -29,17 +32,21 @@ _early: Optional[Forks] = None  # started by start_early, taken by the first Sup
 
 
 def start_early() -> None:
-    """Start the server now, for the project start this command is likely to make."""
+    """Start the server now, for the project start this command is likely to make: by
+    forking this process, which must run no other thread yet (the entry point calls this
+    first). The server then imports the supervisor while the command parses, and no second
+    interpreter starts."""
     global _early
     if _early is None:
-        _early = _start()
+        _early = _start(here=True)
 
 
-def _start() -> Optional[Forks]:
+def _start(here: bool = False) -> Optional[Forks]:
     import os  # not pathlib: its import (~10 ms) would come before the server's start
 
     try:
-        return platform.fork_server([sys.executable, "-m", "portctl.core.forkserver"], os.getcwd())
+        return platform.fork_server([sys.executable, "-m", "portctl.core.forkserver"], os.getcwd(),
+                                    main if here else None)
     except OSError:  # no server: each supervisor is a daemon of its own
         return None
 

@@ -33,7 +33,7 @@ import socket
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from typing import BinaryIO, Callable, Sequence
+    from typing import BinaryIO, Callable, NoReturn, Optional, Sequence, Union
 
 MAX_REQUEST = 1 << 20  # bytes: a request is one spec as JSON, its environment included
 
@@ -42,7 +42,7 @@ class ForkServer:
     """The client's side: ``request`` hands the server one request and returns the pipe the
     forked supervisor answers on; ``close`` lets the server end."""
 
-    def __init__(self, process: subprocess.Popen[bytes], channel: socket.socket) -> None:
+    def __init__(self, process: Union[subprocess.Popen[bytes], Forked], channel: socket.socket) -> None:
         import threading
 
         self.process, self._channel = process, channel
@@ -77,12 +77,48 @@ class ForkServer:
             self.process.wait()
 
 
-def start_server(argv: Sequence[str], cwd: str) -> ForkServer:
-    """Start the server (``argv``: a Python running ``serve``) in its own session, with no
-    terminal: its stdin is the request channel, its stdout and stderr /dev/null."""
-    import subprocess
+class Forked:
+    """The server forked from this process: as much of a Popen as ``ForkServer`` uses.
+    ``wait_exits`` is the platform's (Linux: woken by a pidfd, not polling)."""
 
+    def __init__(self, pid: int, wait_exits: Callable[[Sequence[int], float], None]) -> None:
+        self.pid, self._wait_exits = pid, wait_exits
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Return once it has exited and is reaped (subprocess.TimeoutExpired after ``timeout``)."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not os.waitpid(self.pid, os.WNOHANG)[0]:
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+            self._wait_exits([self.pid], left)
+
+    def kill(self) -> None:
+        os.kill(self.pid, 9)
+
+
+def start_server(argv: Sequence[str], cwd: str, main: Optional[Callable[[], None]],
+                 wait_exits: Callable[[Sequence[int], float], None]) -> ForkServer:
+    """Start the server (``argv``: a Python running ``serve``) in its own session, with no
+    terminal: its stdin is the request channel, its stdout and stderr /dev/null. With
+    ``main``, the server is this process forked, running ``main`` (which calls ``serve``):
+    no interpreter to start, and what this process imported is shared. Only a process that
+    runs no other thread may ask for that: the entry point, before anything else.
+    ``wait_exits`` waits for the forked server's exit (``Forked``)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if main is not None:
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _become_server(theirs.detach(), cwd, main)
+        theirs.close()
+        return ForkServer(Forked(pid, wait_exits), ours)
+    import subprocess  # not before a fork: the command may never need it
+
     try:
         process = subprocess.Popen(list(argv), cwd=cwd, stdin=theirs.fileno(), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
@@ -134,6 +170,23 @@ def fork(channel: socket.socket, data: bytes, answer: int, child: Callable[[byte
         os.dup2(answer, 1)
         os.close(answer)
         code = child(data)
+    finally:
+        os._exit(code)
+
+
+def _become_server(channel: int, cwd: str, main: Callable[[], None]) -> NoReturn:
+    """In the forked server: as ``start_server``'s exec'd one starts (its own session, the
+    channel as stdin, stdout and stderr /dev/null, no other descriptor of the command's),
+    then ``main``; it leaves by ``os._exit``, never back into the command's code."""
+    code = 1
+    try:
+        os.setsid()
+        os.chdir(cwd)
+        os.dup2(channel, 0)
+        _to_devnull(1, 2)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the channel's other fd among them
+        main()
+        code = 0
     finally:
         os._exit(code)
 

@@ -184,12 +184,12 @@ def holds_lock(pid: int, path: Path) -> bool:
     return False
 
 
-def fork_server(argv: Sequence[str], cwd: str) -> ForkServer:
+def fork_server(argv: Sequence[str], cwd: str, main: Optional[Callable[[], None]] = None) -> ForkServer:
     """One server forks every supervisor of a project start (``forking``): one import of
     the supervisor instead of one per service, its pages shared."""
     from .forking import start_server
 
-    return start_server(argv, cwd)
+    return start_server(argv, cwd, main, wait_exits)
 
 
 def serve_forks(child: Callable[[bytes], int]) -> None:

@@ -239,7 +239,7 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     time.sleep(max(0.0, min(timeout_s, _EXIT_POLL_S)))
 
 
-def fork_server(argv: Sequence[str], cwd: str) -> None:
+def fork_server(argv: Sequence[str], cwd: str, main: Optional[Callable[[], None]] = None) -> None:
     """None: each supervisor runs its own interpreter here. On macOS a fork without exec is
     unsafe once system libraries have started threads; the BSDs are untried."""
     return None

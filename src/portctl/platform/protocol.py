@@ -40,9 +40,12 @@ class Platform(Protocol):
     def spawn_detached(self, argv: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
         """Start a background supervisor, detached from our terminal."""
 
-    def fork_server(self, argv: Sequence[str], cwd: str) -> Optional[Forks]:
+    def fork_server(self, argv: Sequence[str], cwd: str,
+                    main: Optional[Callable[[], None]] = None) -> Optional[Forks]:
         """Start a server (``argv`` runs ``serve_forks``) that forks one detached supervisor
-        per request; None where supervisors are not forked (each execs its interpreter)."""
+        per request; None where supervisors are not forked (each execs its interpreter).
+        With ``main``, this process (single-threaded, early in its life) forks to be the
+        server, which runs ``main`` instead of exec'ing ``argv``."""
 
     def serve_forks(self, child: Callable[[bytes], int]) -> None:
         """The fork server's loop: fork a child running ``child(request)`` per request."""

@@ -227,7 +227,7 @@ def wait_exits(pids: Sequence[int], timeout_s: float) -> None:
     time.sleep(max(0.0, min(timeout_s, 0.005)))
 
 
-def fork_server(argv: Sequence[str], cwd: str) -> None:
+def fork_server(argv: Sequence[str], cwd: str, main: Optional[Callable[[], None]] = None) -> None:
     """None: Windows has no fork; each supervisor runs its own interpreter."""
     return None
 
