@@ -179,3 +179,45 @@ def test_a_detached_supervisor_exits_without_the_interpreters_teardown(spawn: Ca
         os.close(exited)
         assert daemon.wait(timeout=30) == answer["code"] == 3
     assert min(lags) < 0.010, lags
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_supervisors_way_to_its_child_imports_no_idna_tempfile_or_random(tmp_path: Path, host: str) -> None:
+    """Resolving the host, checking the port, writing run files and planning a restart load
+    none of the three (~2-5 ms each): a fork server would load them for every forked
+    supervisor, and a daemon on its way to the child. An ASCII host goes to the resolver as
+    bytes, atomic writes make their own temporary file, the jitter comes from os.urandom."""
+    port = unused_port()
+    code = f"""
+import sys
+from pathlib import Path
+from portctl.base.atomic import write_atomic
+from portctl.core import backoff, ports
+from portctl.platform.current import platform
+ports.resolve_host({host!r})
+ports.accepts({host!r}, {port}, 0.5)
+ports.refuses({host!r}, {port}, 0.5)
+platform.can_bind({host!r}, {port})
+write_atomic(Path({str(tmp_path / "record.json")!r}), "{{}}")
+backoff.RestartTracker(backoff.BackoffPolicy()).next_delay(100.0, 0.5)
+print(sorted(m for m in ("encodings.idna", "tempfile", "random") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "record.json").read_text() == "{}"
+
+
+def test_an_atomic_writes_temporary_file_is_new_private_and_beside_its_target(tmp_path: Path) -> None:
+    from portctl.base.atomic import create_beside
+
+    target = tmp_path / "record.json"
+    names = set()
+    for _ in range(3):
+        fd, name = create_beside(target)
+        os.close(fd)
+        assert name.parent == tmp_path and name.name.startswith("record.json.") and name.suffix == ".tmp"
+        assert os.stat(name).st_mode & 0o777 == 0o600
+        names.add(name)
+    assert len(names) == 3  # unguessable: a new name each time
+    assert not target.exists()

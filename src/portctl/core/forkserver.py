@@ -100,12 +100,8 @@ def _supervise(request: bytes) -> int:
 def main() -> None:
     """``python -m portctl.core.forkserver``, its requests on stdin (``platform.serve_forks``).
     Everything a supervisor loads is imported before the first fork, once for all of them:
-    with the supervisor come the modules it loads lazily on its way to serving (atomic
-    writes' tempfile, the backoff's random, a host name's idna codec)."""
-    import encodings.idna  # noqa: F401
+    with the supervisor come the modules it loads lazily on its way to serving."""
     import json  # noqa: F401
-    import random  # noqa: F401
-    import tempfile  # noqa: F401
 
     from . import daemon, logs, spec, supervisor  # noqa: F401
 

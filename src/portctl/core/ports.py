@@ -6,6 +6,7 @@ import time
 
 from ..base import poll
 from ..base.frozen import Frozen, asdict
+from ..base.hostnames import lookup_name
 from ..base.messages import NOT_LOCAL
 from ..platform.current import platform
 
@@ -147,7 +148,7 @@ def resolve_host(host: str) -> None:
     import errno
 
     try:
-        found = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(lookup_name(host), 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise ValueError(str(exc)) from None
     for family, kind, proto, _, addr in found:
@@ -213,7 +214,7 @@ def lan_url(host: str, port: int) -> Optional[str]:
 def accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
     """One connection attempt: True if something accepted it."""
     try:
-        with socket.create_connection((connect_host(host), port), timeout=timeout_s):
+        with socket.create_connection((lookup_name(connect_host(host)), port), timeout=timeout_s):  # type: ignore[arg-type]
             return True
     except OSError:
         return False
@@ -222,12 +223,9 @@ def accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
 def refuses(host: str, port: int, timeout_s: float = 0.25) -> bool:
     """One connection attempt: True only if nothing could accept it. A timeout (a listener
     whose backlog is full drops the handshake) is no refusal: something holds the port."""
-    target = connect_host(host)
-    # An ASCII host as bytes: getaddrinfo then skips the idna codec (its first import costs
-    # ~2 ms, on the path from a child's exit to `stop` returning).
-    address = target.encode("ascii") if target.isascii() else target
     try:
-        with socket.create_connection((address, port), timeout=timeout_s) as sock:  # type: ignore[arg-type]
+        with socket.create_connection((lookup_name(connect_host(host)), port),  # type: ignore[arg-type]
+                                      timeout=timeout_s) as sock:
             # TCP simultaneous open: a connect to a free port may pick that very port as its
             # source and "connect" to itself. That is not a listener.
             return bool(sock.getsockname()[:2] == sock.getpeername()[:2])

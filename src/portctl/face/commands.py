@@ -484,12 +484,13 @@ def _check_writable(path: Path) -> None:
     """`start` writes its files in the run dir: a missing, non-directory or read-only one is
     bad input (exit 2), said before anything is launched."""
     import os
-    import tempfile
+
+    from ..base.atomic import create_beside
 
     why = "does not exist" if not path.exists() else "is not a directory" if not path.is_dir() else ""
     if not why:
         try:
-            fd, probe = tempfile.mkstemp(prefix=".portctl-probe-", dir=path)
+            fd, probe = create_beside(path / ".portctl-probe")
         except OSError:
             why = "is not writable"
         else:

@@ -111,7 +111,9 @@ def can_bind(host: str, port: int) -> bool:
 def _addresses(host: str, port: int) -> list[tuple]:  # type: ignore[type-arg]
     import socket
 
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    from ..base.hostnames import lookup_name
+
+    infos = socket.getaddrinfo(lookup_name(host), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     return list({info[4]: info for info in infos}.values())
 
 
