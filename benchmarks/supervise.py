@@ -5,7 +5,10 @@
 
 Measures, for each supervisor: stop -> port refuses (and when the stop command returns), for a
 normal app and for one ignoring SIGTERM (each tool's default grace); SIGKILL of the child ->
-serving again; the supervisor's RSS and CPU time while idle with one child; whether any worker
+serving again (3 crashes per repetition: the child's own start-up varies by tens of ms, and
+as root each crash is split by the kernel's process events into the supervisor's part, the
+old child's exit to the new one's exec, and the child's own start-up); the supervisor's RSS and
+CPU time while idle with one child; whether any worker
 of `uvicorn --workers 2` survives a stop. Peers are installed into benchmarks/.peers (PyPI
 `supervisor` in a venv, npm `pm2`); a peer that cannot be installed is skipped with a note.
 Everything started is stopped and reaped at the end. Results go to docs/benchmarks.md.
@@ -29,6 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import fmt_ms, machine, portctl_exe, summary, table, write_section  # noqa: E402
+from _procevents import ProcEvents  # noqa: E402
 
 PEERS = Path(__file__).parent / ".peers"
 APP = [sys.executable, "-m", "uvicorn", "portctl.demo:app", "--host", "127.0.0.1", "--log-level", "warning"]
@@ -40,6 +44,7 @@ STUBBORN = [sys.executable, "-c",  # accepts (so probes never fill its backlog);
             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64); "
             "[s.accept()[0].close() for _ in iter(int, 1)]"]  # one line: supervisord's command=
 DEADLINE_S = 60.0
+CRASHES = 3  # per repetition and tool
 
 
 def free_port() -> int:
@@ -304,20 +309,30 @@ def exit_times(watched: list[tuple[int, Optional[int]]]) -> list[float]:
     return [t for t in times if t is not None]
 
 
-def crash_timing(tool: Tool, label: str) -> float:
-    """ms from SIGKILL of the child until the port accepts again."""
+def crash_timing(tool: Tool, label: str, events: Optional[ProcEvents]
+                 ) -> tuple[float, Optional[float], Optional[float]]:
+    """ms from SIGKILL of the child until the port accepts again; with ``events``, that time
+    split: the old child's exit → the new child's exec (the supervisor's part), and the new
+    child's exec → serving (its own start-up)."""
     port = free_port()
     tool.start(label, APP + ["--port", str(port)], port)
     wait_for(lambda: accepts(port))
     time.sleep(0.5)  # let the start settle: a crash right at start-up is another scenario
     child = tool.child_pid(label, port)
-    began = time.perf_counter()
+    began_ns = time.monotonic_ns()
     os.kill(child, 9)
     wait_for(lambda: not accepts(port) or _gone(child), timeout=10)
     wait_for(lambda: accepts(port))
-    elapsed = (time.perf_counter() - began) * 1000
+    served_ns = time.monotonic_ns()
+    split: tuple[Optional[float], Optional[float]] = (None, None)
+    if events is not None:
+        exited, new = events.last("exit", child, began_ns), holders(port)
+        execed = events.first("exec", new[0], began_ns) if new else None
+        if exited is not None and execed is not None:
+            split = ((execed - exited) / 1e6, (served_ns - execed) / 1e6)
+        events.forget()
     tool.forget(label, port)
-    return elapsed
+    return (served_ns - began_ns) / 1e6, *split
 
 
 def bare_start() -> float:
@@ -417,6 +432,7 @@ def run_all(tools: list[Tool], reps: int, window: float) -> tuple[dict[str, dict
     rows: dict[str, dict[str, str]] = {}
     results: dict[str, dict[str, list[float]]] = {t.name: {} for t in tools}
     bare: list[float] = []
+    events = ProcEvents.open()
     for rep in range(reps):  # interleaved: each repetition runs every tool
         for tool in tools:
             r = results[tool.name]
@@ -424,9 +440,19 @@ def run_all(tools: list[Tool], reps: int, window: float) -> tuple[dict[str, dict
             r.setdefault("stop_free", []).append(freed)
             r.setdefault("stop_return", []).append(returned)
             r.setdefault("exit_to_return", []).append(returned - exited)
-            r.setdefault("crash", []).append(crash_timing(tool, f"c{rep}"))
-            print(f"rep {rep} {tool.name}: stop {freed:.0f}/{returned:.0f} ms, crash {r['crash'][-1]:.0f} ms", flush=True)
-        bare.append(bare_start())  # in the same repetition: the floor under the same load
+        for crash in range(CRASHES):
+            for tool in tools:
+                r = results[tool.name]
+                elapsed, ours, childs = crash_timing(tool, f"c{rep}x{crash}", events)
+                r.setdefault("crash", []).append(elapsed)
+                if ours is not None and childs is not None:
+                    r.setdefault("crash_supervisor", []).append(ours)
+                    r.setdefault("crash_child", []).append(childs)
+            bare.append(bare_start())  # in the same round: the floor under the same load
+        for tool in tools:
+            r = results[tool.name]
+            print(f"rep {rep} {tool.name}: stop {r['stop_free'][-1]:.0f}/{r['stop_return'][-1]:.0f} ms, crash "
+                  + " ".join(f"{v:.0f}" for v in r["crash"][-CRASHES:]) + " ms", flush=True)
     for rep in range(min(reps, 3)):
         for tool in tools:
             freed, _, _ = stop_timing(tool, STUBBORN + ["{port}"], f"s{rep}")
@@ -443,6 +469,10 @@ def run_all(tools: list[Tool], reps: int, window: float) -> tuple[dict[str, dict
             "child exits → stop command returns (ms)": ms_cell(r["exit_to_return"]),
             "child ignoring SIGTERM: stop → port refuses (ms)": ms_cell(r["stubborn"]),
             "crash (SIGKILL) → serving again (ms)": ms_cell(r["crash"]),
+            "… of which the supervisor's part: old child's exit → new child's exec (ms)":
+                ms_cell(r["crash_supervisor"]) if r.get("crash_supervisor") else "n/a (not root)",
+            "… and the new child's own start-up: exec → serving (ms)":
+                ms_cell(r["crash_child"]) if r.get("crash_child") else "n/a (not root)",
             f"idle RSS (MiB) / CPU ms per {window:g} s / wake-ups per s": f"{rss:.1f} / {cpu:.0f} / {wake:.1f}",
             "`uvicorn --workers 2`: workers holding the port after stop": " ".join(str(int(v)) for v in r["workers"]),
         }
@@ -473,9 +503,16 @@ def goal_rows(results: dict[str, dict[str, list[float]]], bare: list[float],
     rows.append(["crash → serving within 10 ms of bare uvicorn start-up",
                  f"{med(ours['crash']):.0f} ms vs {med(bare):.0f} ms ({over:+.0f})", verdict(over <= 10)])
     if "PM2" in peers:
+        pm2 = peers["PM2"]
         rows.append(["crash → serving ahead of PM2",
-                     f"{med(ours['crash']):.0f} ms vs {med(peers['PM2']['crash']):.0f} ms",
-                     verdict(med(ours["crash"]) < med(peers["PM2"]["crash"]))])
+                     f"{med(ours['crash']):.0f} ms vs {med(pm2['crash']):.0f} ms",
+                     verdict(med(ours["crash"]) < med(pm2["crash"]))])
+        if ours.get("crash_supervisor") and pm2.get("crash_supervisor"):
+            rows.append(["… the supervisor's part of it (old child's exit → new child's exec) ahead of PM2's",
+                         f"{med(ours['crash_supervisor']):.1f} ms vs {med(pm2['crash_supervisor']):.1f} ms "
+                         f"(the children's own start-up: {med(ours['crash_child']):.0f} vs "
+                         f"{med(pm2['crash_child']):.0f} ms)",
+                         verdict(med(ours["crash_supervisor"]) < med(pm2["crash_supervisor"]))])
     rss, cpu, wake = idle["portctl"]
     rows.append(["idle: CPU ≈ 0, at most a few wake-ups per second", f"{cpu:.0f} ms CPU, {wake:.1f} wake-ups/s",
                  verdict(cpu <= 10 and wake <= 5)])
@@ -504,15 +541,18 @@ def write_report(rows: dict[str, dict[str, str]], goals: list[list[str]], tools:
 `{command}` — {machine(load)}. The same app (`uvicorn portctl.demo:app`) under each supervisor,
 each with its defaults (portctl: `start -d`, grace 5 s; supervisord: autorestart, stopasgroup,
 killasgroup, stopwaitsecs 10 s; PM2: kill_timeout 1.6 s). Median (min–max) of {reps} runs
-(3 for the SIGTERM-ignoring child and the workers check), interleaved across tools. The child
+({reps * CRASHES} for the crash, 3 for the SIGTERM-ignoring child and the workers check), interleaved across tools. The child
 ignoring SIGTERM (and SIGINT, PM2's stop signal) is a plain socket listener. "workers after stop" lists, per run, how many
 processes still held the port 5 s after the stop command returned (0 is right). "child exits →
 stop command returns" is the time a supervisor adds once its child is gone, both exits timed on
 pidfds (uvicorn closes its
 listener ~0.1 s before it exits, so "port refuses" comes earlier; negative: the command returned
 while the child was still running). Bare uvicorn
-start-up on this machine, the floor for crash → serving, measured in each repetition right
-after the crashes (so under the same load): {bare} ms.
+start-up on this machine, the floor for crash → serving, measured after each round of crashes
+(so under the same load): {bare} ms. A crash is also split (as root, by the kernel's process
+events) into the supervisor's part, from the old child's exit to the new child's exec, and the
+new child's own start-up: the latter varies between runs by more than any supervisor adds, so
+the supervisor's part is the comparison of supervisors.
 {"".join(f"{chr(10)}Note: {n}" for n in notes)}
 
 ### Goals (portctl)
