@@ -250,3 +250,40 @@ def test_the_server_forked_from_the_command_is_waited_for_once_closed(tmp_path: 
     first, second = done.stdout.splitlines()
     assert first.split()[1] == "True"  # the command forked, not a new interpreter
     assert second == "False"  # exited and reaped
+
+
+@linux_only
+def test_a_renamed_launchers_project_is_stopped_by_it(tmp_path: Path, spawn: Callable[..., Popen]) -> None:
+    """Forked from the command, a supervisor carries the command's command line, and `stop`
+    trusts only a supervisor whose command line names portctl. A launcher under another name
+    (here `pc`) gets the exec'd server, whose command line does: its own `stop` works."""
+    launcher = tmp_path / "bin" / "pc"
+    launcher.parent.mkdir()
+    launcher.write_text(f"#!{sys.executable}\nimport sys\nfrom portctl.face.entry import main\nsys.exit(main())\n")
+    launcher.chmod(0o755)
+    root, ports = tmp_path / "proj", free_ports(2)
+    write_listeners_project(root, ports)
+    env = {k: v for k, v in os.environ.items() if k != "PORTCTL_RUN_DIR"}
+
+    def pc(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = spawn([str(launcher), *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=90)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    started = pc("start", "-d")
+    pids = [supervisor_of(root, port) for port in ports if (root / f".server_{port}.pid").exists()]
+    try:
+        assert started.returncode == 0, started.stderr
+        for pid in pids:
+            assert b"portctl" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        stopped = pc("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert not any(accepts(port) for port in ports)
+    finally:
+        for pid in pids:  # what a refused stop left running
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        wait_until(lambda: not any(accepts(port) for port in ports), 30, "the services to stop")

@@ -35,10 +35,12 @@ def start_early() -> None:
     """Start the server now, for the project start this command is likely to make: by
     forking this process, which must run no other thread yet (the entry point calls this
     first). The server then imports the supervisor while the command parses, and no second
-    interpreter starts."""
+    interpreter starts. The supervisors forked then carry this command's command line,
+    which `stop` must recognise as portctl's (owners' check: an argument naming portctl); a
+    command started under another name (a renamed launcher) gets the exec'd server instead."""
     global _early
     if _early is None:
-        _early = _start(here=True)
+        _early = _start(here=any("portctl" in arg for arg in sys.orig_argv))
 
 
 def _start(here: bool = False) -> Optional[Forks]:
