@@ -287,3 +287,23 @@ def test_a_renamed_launchers_project_is_stopped_by_it(tmp_path: Path, spawn: Cal
             except ProcessLookupError:
                 continue
         wait_until(lambda: not any(accepts(port) for port in ports), 30, "the services to stop")
+
+
+@linux_only
+def test_a_command_running_threads_gets_the_execd_server(tmp_path: Path) -> None:
+    """A program that calls the entry point from a process with other threads running must
+    not fork (a lock another thread holds would stay held in the server): its server is
+    `python -m portctl.core.forkserver`."""
+    code = textwrap.dedent("""
+        import threading, time
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+        from portctl.core import forkserver
+        forkserver.start_early()
+        server = forkserver._early
+        with open(f"/proc/{server.process.pid}/cmdline", "rb") as cmdline:
+            print(cmdline.read().split(b"\\0")[1:3])
+        server.close()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[b'-m', b'portctl.core.forkserver']"

@@ -37,10 +37,13 @@ def start_early() -> None:
     first). The server then imports the supervisor while the command parses, and no second
     interpreter starts. The supervisors forked then carry this command's command line,
     which `stop` must recognise as portctl's (owners' check: an argument naming portctl); a
-    command started under another name (a renamed launcher) gets the exec'd server instead."""
+    command started under another name (a renamed launcher), or a program that calls the
+    entry point while other threads of its own run, gets the exec'd server instead."""
     global _early
     if _early is None:
-        _early = _start(here=any("portctl" in arg for arg in sys.orig_argv))
+        threading = sys.modules.get("threading")  # not imported: no thread of Python's runs
+        alone = threading is None or threading.active_count() == 1
+        _early = _start(here=alone and any("portctl" in arg for arg in sys.orig_argv))
 
 
 def _start(here: bool = False) -> Optional[Forks]:
