@@ -4,14 +4,15 @@ The benchmarks use it to split a restart into the supervisor's part (the old chi
 the new child's exec) and the child's own start-up. Root only (CAP_NET_ADMIN); elsewhere
 ``ProcEvents.open()`` is None and those splits are not reported.
 
-Hand-written: the connector is a few structs over a netlink socket, and no maintained
-Python package wraps it."""
+Nothing of ours runs while events come: they queue in the socket's kernel buffer, and are read
+once the measurement is over (a listening thread would wake for every fork, exec and exit of
+the tool under test, on the same two cores). Hand-written: the connector is a few structs over
+a netlink socket, and no maintained Python package wraps it."""
 from __future__ import annotations
 
 import os
 import socket
 import struct
-import threading
 from typing import NamedTuple, Optional
 
 NETLINK_CONNECTOR, CN_IDX_PROC, CN_VAL_PROC = 11, 1, 1
@@ -19,27 +20,28 @@ PROC_CN_MCAST_LISTEN = 1
 NLMSG_DONE = 3
 KINDS = {0x1: "fork", 0x2: "exec", 0x80000000: "exit"}
 HEADERS = 16 + 20  # nlmsghdr, cn_msg
+BUFFER = 8 << 20  # bytes of events the kernel may hold for us (~100,000 events)
 
 
 class Event(NamedTuple):
     kind: str  # fork, exec, exit
     at_ns: int  # CLOCK_MONOTONIC (time.monotonic_ns())
-    pid: int  # the process (for fork: the new one)
+    pid: int  # the process (for fork: the new one; for exit: each thread's, under its process)
 
 
 class ProcEvents:
-    """Collects events on a thread from ``open()`` on; ``since(ns)`` lists them."""
+    """Subscribed from ``open()`` until ``close()``; ``first``/``last`` read what queued."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._events: list[Event] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.lost = False  # the kernel's buffer overflowed: some events are missing
 
     @classmethod
     def open(cls) -> Optional["ProcEvents"]:
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
             sock.bind((os.getpid(), CN_IDX_PROC))
             listen = struct.pack("=I", PROC_CN_MCAST_LISTEN)
             cn_msg = struct.pack("=IIIIHH", CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(listen), 0) + listen
@@ -48,27 +50,8 @@ class ProcEvents:
             return None
         return cls(sock)
 
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self._sock.recv(4096)
-            except OSError:
-                return
-            what, _cpu, at_ns = struct.unpack_from("=IIQ", data, HEADERS)
-            kind = KINDS.get(what)
-            if kind is None:
-                continue
-            body = HEADERS + 16
-            # fork: parent pid, parent tgid, child pid, child tgid; exec and exit: pid, tgid
-            # (each thread's exit is reported under its process's tgid)
-            if kind == "fork":
-                _, _, pid, tgid = struct.unpack_from("=IIII", data, body)
-                if pid != tgid:
-                    continue  # a new thread, not a process
-            else:
-                tgid = struct.unpack_from("=II", data, body)[1]
-            with self._lock:
-                self._events.append(Event(kind, at_ns, tgid))
+    def close(self) -> None:
+        self._sock.close()
 
     def first(self, kind: str, pid: int, since_ns: int) -> Optional[int]:
         """When ``pid`` first had an event of ``kind`` at or after ``since_ns``."""
@@ -82,9 +65,28 @@ class ProcEvents:
         return times[-1] if times else None
 
     def _times(self, kind: str, pid: int, since_ns: int) -> list[int]:
-        with self._lock:
-            return [e.at_ns for e in self._events if e.kind == kind and e.pid == pid and e.at_ns >= since_ns]
+        self._drain()
+        return [e.at_ns for e in self._events if e.kind == kind and e.pid == pid and e.at_ns >= since_ns]
 
-    def forget(self) -> None:
-        with self._lock:
-            self._events.clear()
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(4096, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:  # ENOBUFS: the buffer overflowed
+                self.lost = True
+                continue
+            what, _cpu, at_ns = struct.unpack_from("=IIQ", data, HEADERS)
+            kind = KINDS.get(what)
+            if kind is None:
+                continue
+            body = HEADERS + 16
+            # fork: parent pid, parent tgid, child pid, child tgid; exec and exit: pid, tgid
+            if kind == "fork":
+                _, _, pid, tgid = struct.unpack_from("=IIII", data, body)
+                if pid != tgid:
+                    continue  # a new thread, not a process
+            else:
+                tgid = struct.unpack_from("=II", data, body)[1]
+            self._events.append(Event(kind, at_ns, tgid))

@@ -40,7 +40,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import fmt_ms, machine, portctl_exe, summary, table, write_section  # noqa: E402
-from supervise import _quote, accepts, bare_start, free_port, install_peers, pidfd, verdict, wait_for  # noqa: E402
+from _procevents import ProcEvents  # noqa: E402
+from supervise import _quote, accepts, bare_start, free_port, holders, install_peers, pidfd, verdict, wait_for  # noqa: E402
 
 SERVICES = ("backend", "frontend", "worker")
 NODE = shutil.which("node") or "/usr/bin/node"
@@ -429,14 +430,17 @@ def stop_timing(tool: Manager) -> tuple[Optional[float], Optional[float], Option
     return freed, returned, exit_to_return, left, None if tool.foreground else command.returncode
 
 
-def crash_timing(tool: Manager) -> tuple[Optional[float], bool]:
+def crash_timing(tool: Manager) -> tuple[Optional[float], bool, Optional[float]]:
     """ms from SIGKILL of the backend until it serves again (None: the manager gave the project
     up, or not within DEADLINE_S), and whether the two others served throughout (checked every
-    10 ms, and once it serves again)."""
+    10 ms, and once it serves again); as root, the manager's part of it (ms from the killed
+    backend's exit to the new one's exec: supervise.py's split), else None."""
     backend = tool.ports["backend"]
     others = [port for name, port in tool.ports.items() if name != "backend"]
     victims = serving_pids({"backend": backend})["backend"]
     killed = tree(victims)
+    events = ProcEvents.open()  # subscribed for this crash only
+    began_ns = time.monotonic_ns()
     began = time.perf_counter()
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
@@ -447,10 +451,20 @@ def crash_timing(tool: Manager) -> tuple[Optional[float], bool]:
         if now - looked >= 0.01:
             kept, looked = kept and all(accepts(port) for port in others), now
         if not tool.alive() or now - began > DEADLINE_S:
-            return None, False
+            if events is not None:
+                events.close()
+            return None, False, None
         time.sleep(0.001)
     elapsed = (time.perf_counter() - began) * 1000
-    return elapsed, kept and all(accepts(port) for port in others)
+    part = None
+    if events is not None:
+        exited = max((t for t in (events.last("exit", pid, began_ns) for pid in victims) if t is not None), default=None)
+        new = holders(backend)
+        execed = events.first("exec", new[0], began_ns) if new else None
+        if exited is not None and execed is not None and not events.lost:
+            part = (execed - exited) / 1e6
+        events.close()
+    return elapsed, kept and all(accepts(port) for port in others), part
 
 
 def teardown(tool: Manager) -> None:
@@ -557,11 +571,11 @@ def measure(tool: Manager, into: dict[str, list]) -> None:  # type: ignore[type-
     freed, returned, exit_to_return, left, code = stop_timing(tool)
     start_timing(tool, strict=isinstance(tool, Portctl))
     time.sleep(SETTLE_S)  # a crash right at start-up is another scenario (and PM2's min_uptime is 1 s)
-    crash, kept = crash_timing(tool)
+    crash, kept, part = crash_timing(tool)
     teardown(tool)
     for key, value in (("start", started), ("rss", rss), ("uss", uss), ("pss", pss), ("processes", processes), ("freed", freed),
                        ("returned", returned), ("exit_to_return", exit_to_return), ("left", left), ("stop_code", code),
-                       ("crash", crash), ("kept", kept)):
+                       ("crash", crash), ("kept", kept), ("crash_part", part)):
         into.setdefault(key, []).append(value)
 
 
@@ -600,6 +614,8 @@ def side_by_side(results: Results, floors: dict[str, list[float]]) -> tuple[list
         + ["—"],
         ["backend SIGKILLed → serving again (ms)"] + [cell(results[n]["crash"], "not restarted") for n in names]
         + [cell(list(floors["bare"])) + " (bare uvicorn start-up)"],
+        ["… of which the manager's part: old backend's exit → new backend's exec (ms; root only)"]
+        + [cell(results[n]["crash_part"], "n/a") for n in names] + ["—"],
         ["… the other two served throughout (rounds)"] + [f"{sum(results[n]['kept'])} of {len(results[n]['kept'])}"
                                                           for n in names] + ["—"],
         ["manager RSS while idle (MiB, median)"] + [
@@ -652,8 +668,10 @@ def goal_rows(results: Results, floors: dict[str, list[float]],
     lag = med(ours["exit_to_return"])
     rows.append([goals[2], f"{fmt_opt(lag)} ms", verdict(lag is not None and lag <= 20)])
     over = _sub(med(ours["crash"]), bare)
+    part = med(ours["crash_part"])
     rows.append([goals[3], f"{fmt_opt(med(ours['crash']))} ms vs bare uvicorn {bare:.0f} ms "
-                 f"({_signed(over)}); others served throughout in {sum(ours['kept'])} of {len(ours['kept'])} rounds",
+                 f"({_signed(over)}){'' if part is None else f', of which ours (exit → exec) {part:.1f} ms'}; "
+                 f"others served throughout in {sum(ours['kept'])} of {len(ours['kept'])} rounds",
                  verdict(over is not None and over <= 10 and all(ours["kept"]))])
     pss, rss = statistics.median(ours["pss"]), statistics.median(ours["rss"])
     if "supervisord" in results:
@@ -762,6 +780,9 @@ autorestart, stopasgroup, killasgroup). The PM2 and supervisord daemons run befo
 (a new order each round). Floors, measured in every round under the same load: the three
 spawned together with no manager, until all three accept: {cell(list(floors["start"]))} ms;
 bare uvicorn start-up (the floor for a crashed backend): {cell(list(floors["bare"]))} ms.
+As root, a crash is also split by the kernel's process events, as in the supervision section:
+the manager's part is the killed backend's exit → the new backend's exec; the rest is the new
+backend's own start-up, which varies between rounds more than any manager adds.
 "Serving" is a TCP accept on all three ports, "refuse" all three refusing; exits are timed on
 pidfds. The manager's memory is that of its processes while idle ({SETTLE_S:g} s after all
 serve), the services' own trees excluded: for portctl the sum of its per-service supervisors

@@ -309,16 +309,16 @@ def exit_times(watched: list[tuple[int, Optional[int]]]) -> list[float]:
     return [t for t in times if t is not None]
 
 
-def crash_timing(tool: Tool, label: str, events: Optional[ProcEvents]
-                 ) -> tuple[float, Optional[float], Optional[float]]:
-    """ms from SIGKILL of the child until the port accepts again; with ``events``, that time
-    split: the old child's exit → the new child's exec (the supervisor's part), and the new
-    child's exec → serving (its own start-up)."""
+def crash_timing(tool: Tool, label: str) -> tuple[float, Optional[float], Optional[float]]:
+    """ms from SIGKILL of the child until the port accepts again; as root, that time split by
+    the kernel's process events: the old child's exit → the new child's exec (the
+    supervisor's part), and the new child's exec → serving (its own start-up)."""
     port = free_port()
     tool.start(label, APP + ["--port", str(port)], port)
     wait_for(lambda: accepts(port))
     time.sleep(0.5)  # let the start settle: a crash right at start-up is another scenario
     child = tool.child_pid(label, port)
+    events = ProcEvents.open()  # subscribed for this crash only
     began_ns = time.monotonic_ns()
     os.kill(child, 9)
     wait_for(lambda: not accepts(port) or _gone(child), timeout=10)
@@ -328,9 +328,9 @@ def crash_timing(tool: Tool, label: str, events: Optional[ProcEvents]
     if events is not None:
         exited, new = events.last("exit", child, began_ns), holders(port)
         execed = events.first("exec", new[0], began_ns) if new else None
-        if exited is not None and execed is not None:
+        if exited is not None and execed is not None and not events.lost:
             split = ((execed - exited) / 1e6, (served_ns - execed) / 1e6)
-        events.forget()
+        events.close()
     tool.forget(label, port)
     return (served_ns - began_ns) / 1e6, *split
 
@@ -432,7 +432,6 @@ def run_all(tools: list[Tool], reps: int, window: float) -> tuple[dict[str, dict
     rows: dict[str, dict[str, str]] = {}
     results: dict[str, dict[str, list[float]]] = {t.name: {} for t in tools}
     bare: list[float] = []
-    events = ProcEvents.open()
     for rep in range(reps):  # interleaved: each repetition runs every tool
         for tool in tools:
             r = results[tool.name]
@@ -443,7 +442,7 @@ def run_all(tools: list[Tool], reps: int, window: float) -> tuple[dict[str, dict
         for crash in range(CRASHES):
             for tool in tools:
                 r = results[tool.name]
-                elapsed, ours, childs = crash_timing(tool, f"c{rep}x{crash}", events)
+                elapsed, ours, childs = crash_timing(tool, f"c{rep}x{crash}")
                 r.setdefault("crash", []).append(elapsed)
                 if ours is not None and childs is not None:
                     r.setdefault("crash_supervisor", []).append(ours)
