@@ -11,8 +11,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 import pytest
@@ -105,14 +106,17 @@ def test_each_forked_supervisor_is_its_own_process_with_only_its_own_files(
     assert not any(accepts(port) for port in ports)
 
 
-@linux_only
-def test_the_server_forks_single_threaded_and_exits_once_closed(tmp_path: Path) -> None:
+@contextmanager
+def launching_a_listener(root: Path) -> Iterator[tuple[Any, Any, int, Any]]:
+    """Supervisors for the run dir ``root`` (its server started), the port and the spec of a
+    detached listener to launch there; on leaving, the server is closed, the instance stopped
+    and its port refusing."""
     from portctl.core.forkserver import Supervisors
     from portctl.core.runfiles import RunDir
     from portctl.core.spec import ServerSpec
     from portctl.core import stopping
 
-    run_dir = RunDir(tmp_path)
+    run_dir = RunDir(root)
     supervisors = Supervisors(run_dir)
     server = supervisors._server
     assert server is not None
@@ -120,18 +124,24 @@ def test_the_server_forks_single_threaded_and_exits_once_closed(tmp_path: Path) 
     spec = ServerSpec.from_dict({"port": port, "command": app("listener", "{port}"), "name": "one",
                                  "detached": True})
     try:
-        outcome = supervisors.launch(spec, force=False)
-        assert outcome.code == 0, outcome
-        status = Path(f"/proc/{server.process.pid}/status").read_text()  # type: ignore[attr-defined]
-        assert "\nThreads:\t1\n" in status  # it forked, and still runs no thread of its own
-        assert outcome.pid == supervisor_of(tmp_path, port) != server.process.pid  # type: ignore[attr-defined]
-        supervisors.close()
-        assert server.process.returncode == 0  # type: ignore[attr-defined]
-        assert accepts(port)  # what it forked goes on
+        yield supervisors, server, port, spec
     finally:
         supervisors.close()
         stopping.stop(run_dir, port)
     assert not accepts(port)
+
+
+@linux_only
+def test_the_server_forks_single_threaded_and_exits_once_closed(tmp_path: Path) -> None:
+    with launching_a_listener(tmp_path) as (supervisors, server, port, spec):
+        outcome = supervisors.launch(spec, force=False)
+        assert outcome.code == 0, outcome
+        status = Path(f"/proc/{server.process.pid}/status").read_text()
+        assert "\nThreads:\t1\n" in status  # it forked, and still runs no thread of its own
+        assert outcome.pid == supervisor_of(tmp_path, port) != server.process.pid
+        supervisors.close()
+        assert server.process.returncode == 0
+        assert accepts(port)  # what it forked goes on
 
 
 @linux_only
@@ -157,29 +167,13 @@ def test_fork_refuses_while_another_thread_runs() -> None:
 
 @linux_only
 def test_a_launch_without_its_server_runs_a_daemon_instead(tmp_path: Path) -> None:
-    from portctl.core.forkserver import Supervisors
-    from portctl.core.runfiles import RunDir
-    from portctl.core.spec import ServerSpec
-    from portctl.core import stopping
-
-    run_dir = RunDir(tmp_path)
-    supervisors = Supervisors(run_dir)
-    server = supervisors._server
-    assert server is not None
-    server.process.kill()  # type: ignore[attr-defined]
-    server.process.wait()  # type: ignore[attr-defined]
-    port = free_ports(1)[0]
-    spec = ServerSpec.from_dict({"port": port, "command": app("listener", "{port}"), "name": "one",
-                                 "detached": True})
-    try:
+    with launching_a_listener(tmp_path) as (supervisors, server, port, spec):
+        server.process.kill()
+        server.process.wait()
         outcome = supervisors.launch(spec, force=False)
         assert outcome.code == 0, outcome
         with open(f"/proc/{outcome.pid}/cmdline", "rb") as cmdline:
             assert b"portctl.core.daemon" in cmdline.read()
-    finally:
-        supervisors.close()
-        stopping.stop(run_dir, port)
-    assert not accepts(port)
 
 
 @pytest.mark.parametrize(("argv", "files", "expected"), [
