@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 NETLINK_CONNECTOR, CN_IDX_PROC, CN_VAL_PROC = 11, 1, 1
 PROC_CN_MCAST_LISTEN = 1
@@ -53,16 +53,15 @@ class ProcEvents:
     def close(self) -> None:
         self._sock.close()
 
-    def first(self, kind: str, pid: int, since_ns: int) -> Optional[int]:
-        """When ``pid`` first had an event of ``kind`` at or after ``since_ns``."""
-        times = self._times(kind, pid, since_ns)
-        return times[0] if times else None
-
-    def last(self, kind: str, pid: int, since_ns: int) -> Optional[int]:
-        """When ``pid`` last had one: for "exit", its last thread's (when its parent can
-        wait for it)."""
-        times = self._times(kind, pid, since_ns)
-        return times[-1] if times else None
+    def replaced(self, old: Sequence[int], new: Sequence[int], since_ns: int) -> Optional[tuple[int, int]]:
+        """A restart, from ``since_ns`` on: (when the last thread of ``old`` exited, which is
+        when their parent can wait for them; when the first of ``new`` exec'd). None when
+        either is missing, or events were lost."""
+        exits = [t for pid in old for t in self._times("exit", pid, since_ns)]
+        execs = [t for pid in new for t in self._times("exec", pid, since_ns)]
+        if not exits or not execs or self.lost:
+            return None
+        return max(exits), min(execs)
 
     def _times(self, kind: str, pid: int, since_ns: int) -> list[int]:
         self._drain()

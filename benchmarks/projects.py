@@ -458,11 +458,9 @@ def crash_timing(tool: Manager) -> tuple[Optional[float], bool, Optional[float]]
     elapsed = (time.perf_counter() - began) * 1000
     part = None
     if events is not None:
-        exited = max((t for t in (events.last("exit", pid, began_ns) for pid in victims) if t is not None), default=None)
-        new = holders(backend)
-        execed = events.first("exec", new[0], began_ns) if new else None
-        if exited is not None and execed is not None and not events.lost:
-            part = (execed - exited) / 1e6
+        times = events.replaced(victims, holders(backend), began_ns)
+        if times is not None:
+            part = (times[1] - times[0]) / 1e6
         events.close()
     return elapsed, kept and all(accepts(port) for port in others), part
 

@@ -326,9 +326,9 @@ def crash_timing(tool: Tool, label: str) -> tuple[float, Optional[float], Option
     served_ns = time.monotonic_ns()
     split: tuple[Optional[float], Optional[float]] = (None, None)
     if events is not None:
-        exited, new = events.last("exit", child, began_ns), holders(port)
-        execed = events.first("exec", new[0], began_ns) if new else None
-        if exited is not None and execed is not None and not events.lost:
+        times = events.replaced([child], holders(port), began_ns)
+        if times is not None:
+            exited, execed = times
             split = ((execed - exited) / 1e6, (served_ns - execed) / 1e6)
         events.close()
     tool.forget(label, port)
